@@ -1,0 +1,31 @@
+/** Builds dist/hr: one executable (bun build --compile, minified) with version and commit baked in. */
+import { spawnSync } from "node:child_process";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+
+const root = join(import.meta.dir, "..");
+const pkg = await Bun.file(join(root, "package.json")).json();
+const git = spawnSync("git", ["rev-parse", "--short=12", "HEAD"], { cwd: root, encoding: "utf8" });
+const commit = git.status === 0 ? git.stdout.trim() : "unknown";
+const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: root, encoding: "utf8" }).stdout?.trim() ? "-dirty" : "";
+const outfile = join(root, "dist", "hr");
+
+const started = performance.now();
+const build = spawnSync(
+  process.execPath,
+  [
+    "build", "--compile", "--minify", "--sourcemap=none",
+    "--define", `HR_VERSION=${JSON.stringify(pkg.version)}`,
+    "--define", `HR_COMMIT=${JSON.stringify(commit + dirty)}`,
+    join(root, "src/cli/main.ts"),
+    "--outfile", outfile,
+  ],
+  { cwd: root, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" },
+);
+if (build.status !== 0) {
+  process.stderr.write(build.stdout ?? "");
+  console.error(`build failed (exit ${build.status})`);
+  process.exit(1);
+}
+const size = statSync(outfile).size / 1024 / 1024;
+console.log(`built ${outfile} (${size.toFixed(1)} MiB, hr ${pkg.version} ${commit}${dirty}) in ${Math.round(performance.now() - started)} ms`);

@@ -1,0 +1,35 @@
+import type { CommandSpec } from "../context.ts";
+import { override, runOverride } from "./flags.ts";
+
+export const dev: CommandSpec = {
+  name: "dev",
+  summary: "Watch files, rebuild and restart the app; hold its socket so requests wait instead of failing",
+  usage: "hr dev [options] [-- run command…]",
+  help: `Options:
+      --strategy S        fd | proxy | none (socket handling across restarts)
+      --debounce DUR      quiet time after the last change (default 50ms)
+      --poll DUR          poll instead of native events, e.g. 500ms
+      --restart-on-crash  restart a crashed app with backoff
+      --clear             clear the screen before each rebuild
+  -- CMD…                 run CMD instead of [run].cmd`,
+  options: {
+    strategy: { type: "string" },
+    debounce: { type: "string" },
+    poll: { type: "string" },
+    "restart-on-crash": { type: "boolean" },
+    clear: { type: "boolean" },
+  },
+  allowPositionals: true,
+  async run(ctx) {
+    const flags: Record<string, unknown> = {};
+    override(flags, "dev.strategy", ctx.values.strategy);
+    override(flags, "watch.debounce", ctx.values.debounce);
+    override(flags, "watch.poll", ctx.values.poll);
+    override(flags, "dev.restart_on_crash", ctx.values["restart-on-crash"]);
+    override(flags, "dev.clear_screen", ctx.values.clear);
+    override(flags, "run.cmd", runOverride(ctx.positionals));
+    ctx.loadConfig(flags);
+    ctx.log.error("hr dev is not implemented yet");
+    return 1;
+  },
+};

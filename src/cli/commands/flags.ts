@@ -1,0 +1,24 @@
+/** Turning command-line flags into config overrides (the last word in precedence). */
+import { UsageError, type Values } from "../context.ts";
+
+/** Sets path in out when the flag was given. */
+export function override(out: Record<string, unknown>, path: string, value: unknown): void {
+  if (value === undefined) return;
+  const keys = path.split(".");
+  let table = out;
+  for (const key of keys.slice(0, -1)) table = (table[key] ??= {}) as Record<string, unknown>;
+  table[keys.at(-1)!] = value;
+}
+
+export function intFlag(values: Values, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n)) throw new UsageError(`--${name} expects a whole number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** `hr dev -- ./app --flag`: positionals after `--` replace [run].cmd. */
+export function runOverride(positionals: string[]): string[] | undefined {
+  return positionals.length ? positionals : undefined;
+}

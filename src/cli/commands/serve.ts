@@ -1,0 +1,34 @@
+import type { CommandSpec } from "../context.ts";
+import { intFlag, override, runOverride } from "./flags.ts";
+
+export const serve: CommandSpec = {
+  name: "serve",
+  summary: "Zero-downtime master: bind sockets once, pass them to worker generations, reload without dropping a request",
+  usage: "hr serve [options] [-- run command…]",
+  help: `Options:
+  -w, --workers N         processes per generation (default 1)
+      --strategy S        fd | reuseport | proxy
+      --drain-timeout DUR how long an old generation may drain (default 30s)
+      --ready-timeout DUR how long a new generation may take to get ready (default 30s)
+  -- CMD…                 run CMD instead of [run].cmd
+
+Reload with SIGHUP or \`hr reload\`; stop with SIGTERM or Ctrl-C.`,
+  options: {
+    workers: { type: "string", short: "w" },
+    strategy: { type: "string" },
+    "drain-timeout": { type: "string" },
+    "ready-timeout": { type: "string" },
+  },
+  allowPositionals: true,
+  async run(ctx) {
+    const flags: Record<string, unknown> = {};
+    override(flags, "serve.workers", intFlag(ctx.values, "workers"));
+    override(flags, "serve.strategy", ctx.values.strategy);
+    override(flags, "serve.drain_timeout", ctx.values["drain-timeout"]);
+    override(flags, "serve.ready.timeout", ctx.values["ready-timeout"]);
+    override(flags, "run.cmd", runOverride(ctx.positionals));
+    ctx.loadConfig(flags);
+    ctx.log.error("hr serve is not implemented yet");
+    return 1;
+  },
+};

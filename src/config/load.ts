@@ -1,0 +1,208 @@
+/**
+ * Loading hr.toml: defaults < hr.toml < HR_* environment < command-line flags.
+ * Every problem found is reported at once, with file, line and key path.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
+import type { z } from "zod";
+import { ConfigSchema, show, type Config } from "./schema.ts";
+import { ConfigError, didYouMean, type Problem } from "./errors.ts";
+import { lineOfPath, parseToml } from "./toml.ts";
+
+export const DEFAULT_CONFIG_FILE = "hr.toml";
+
+export interface LoadOptions {
+  /** Directory relative paths are resolved from (the --cwd flag). */
+  cwd: string;
+  /** Path of the config file (the -c flag); default ./hr.toml. */
+  file?: string;
+  /** Environment to read HR_* overrides from. */
+  env?: Record<string, string | undefined>;
+  /** Overrides from flags, shaped like hr.toml. */
+  flags?: Record<string, unknown>;
+  /** A file that must exist (true for -c given explicitly). */
+  requireFile?: boolean;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Absolute path of the file read, or null when hr ran on defaults + env + flags. */
+  file: string | null;
+  /** The project directory: the config file's directory. */
+  root: string;
+}
+
+/** Loads and validates; throws ConfigError listing every problem. */
+export function loadConfig(options: LoadOptions): LoadedConfig {
+  const file = resolve(options.cwd, options.file ?? DEFAULT_CONFIG_FILE);
+  const shown = displayPath(file, options.cwd);
+  let fromFile: Record<string, unknown> = {};
+  let text = "";
+  if (existsSync(file)) {
+    text = readFileSync(file, "utf8");
+    const parsed = parseToml(text, shown);
+    if (!parsed.ok) throw new ConfigError([parsed.problem]);
+    fromFile = parsed.data;
+  } else if (options.requireFile || !options.flags?.run) {
+    throw new ConfigError([
+      { path: "", file: shown, message: `no such file; run \`hr init\` to create one${options.file ? "" : ", or pass -c FILE"}` },
+    ]);
+  }
+  const fromEnv = envOverrides(options.env ?? {});
+  const merged = deepMerge(deepMerge(fromFile, fromEnv.ok ? fromEnv.values : {}), options.flags ?? {});
+  const result = validate(merged, text, shown);
+  const problems = [...(fromEnv.ok ? [] : fromEnv.problems), ...(result.ok ? [] : result.problems)];
+  if (!result.ok || problems.length) throw new ConfigError(problems);
+  return { config: result.config, file: existsSync(file) ? file : null, root: existsSync(file) ? dirname(file) : resolve(options.cwd) };
+}
+
+export type Validation = { ok: true; config: Config } | { ok: false; problems: Problem[] };
+
+/** Validates already-parsed data; `text` (the TOML source) lets problems name their line. */
+export function validate(data: unknown, text = "", file?: string): Validation {
+  const result = ConfigSchema.safeParse(data);
+  if (result.success) return { ok: true, config: result.data };
+  const problems = result.error.issues.flatMap((issue) => issueToProblems(issue, data)).map((p) => ({
+    ...p,
+    file,
+    line: text ? lineOfPath(text, p.keyPath) : undefined,
+  }));
+  return { ok: false, problems: problems.map(({ keyPath: _, ...p }) => p) };
+}
+
+type Located = Problem & { keyPath: (string | number)[] };
+
+function issueToProblems(issue: z.core.$ZodIssue, data: unknown): Located[] {
+  const keyPath = issue.path.map((k) => (typeof k === "symbol" ? String(k) : k));
+  if (issue.code === "unrecognized_keys") {
+    const known = knownKeys(keyPath);
+    return issue.keys.map((key) => {
+      const suggestion = didYouMean(key, known);
+      const where = keyPath.length ? `in [${dotted(keyPath)}]` : "at the top level";
+      return {
+        path: dotted([...keyPath, key]),
+        keyPath: [...keyPath, key],
+        message: `unknown key ${where}${suggestion ? `; did you mean "${suggestion}"?` : `; known keys: ${known.join(", ")}`}`,
+      };
+    });
+  }
+  const found = valueAt(data, keyPath);
+  const message =
+    found === undefined && issue.code === "invalid_type"
+      ? `missing; ${issue.message.replace(/, got nothing$/, "")}`
+      : issue.message;
+  return [{ path: dotted(keyPath), keyPath, message }];
+}
+
+/** "listen.0.address" → "listen[0].address" */
+function dotted(path: readonly (string | number)[]): string {
+  return path.reduce<string>((out, key) => (typeof key === "number" ? `${out}[${key}]` : out ? `${out}.${key}` : key), "");
+}
+
+function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
+  let value = data;
+  for (const key of path) value = value && typeof value === "object" ? (value as Record<string | number, unknown>)[key] : undefined;
+  return value;
+}
+
+/** Keys the schema allows at a path, for did-you-mean. */
+export function knownKeys(path: readonly (string | number)[]): string[] {
+  let schema: unknown = ConfigSchema;
+  for (const key of [...path, null]) {
+    schema = unwrap(schema);
+    const def = (schema as { _zod: { def: Record<string, unknown> } })._zod.def;
+    if (key === null) return def.type === "object" ? Object.keys(def.shape as object) : [];
+    if (def.type === "object") schema = (def.shape as Record<string, unknown>)[key];
+    else if (def.type === "array") schema = def.element;
+    else return [];
+    if (!schema) return [];
+  }
+  return [];
+}
+
+function unwrap(schema: unknown): unknown {
+  let s = schema as { _zod: { def: Record<string, unknown> } };
+  for (;;) {
+    const def = s._zod.def;
+    if (["default", "prefault", "optional", "nullable", "readonly"].includes(def.type as string)) s = def.innerType as typeof s;
+    else if (def.type === "pipe") s = def.in as typeof s;
+    else return s;
+  }
+}
+
+/**
+ * HR_SERVE_WORKERS=4, HR_SERVE_DRAIN_TIMEOUT=10s, HR_RUN_CMD="./app", HR_WATCH_INCLUDE_EXT=go,html.
+ * Variables hr sets for apps (HR_GENERATION, HR_WORKER, HR_CHANGED_PATHS, …) belong to no section and are ignored.
+ */
+export function envOverrides(env: Record<string, string | undefined>): { ok: true; values: Record<string, unknown> } | { ok: false; problems: Problem[] } {
+  const values: Record<string, Record<string, unknown>> = {};
+  const problems: Problem[] = [];
+  const sections = knownKeys([]).filter((s) => s !== "listen");
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith("HR_") || raw === undefined) continue;
+    const rest = name.slice(3).toLowerCase();
+    const section = sections.find((s) => rest.startsWith(`${s}_`));
+    if (!section) continue;
+    const key = rest.slice(section.length + 1);
+    const keys = knownKeys([section]);
+    if (!keys.includes(key)) {
+      const suggestion = didYouMean(key, keys);
+      problems.push({
+        path: `${section}.${key}`,
+        message: `environment variable ${name} sets no known key${suggestion ? `; did you mean HR_${section.toUpperCase()}_${suggestion.toUpperCase()}?` : ""}`,
+      });
+      continue;
+    }
+    (values[section] ??= {})[key] = coerceEnvValue(raw, [section, key]);
+  }
+  return problems.length ? { ok: false, problems } : { ok: true, values };
+}
+
+/** Environment values are strings; give them the type the schema wants. */
+function coerceEnvValue(raw: string, path: string[]): unknown {
+  const kind = (unwrap(schemaAt(path)) as { _zod: { def: { type: string } } })._zod.def.type;
+  const trimmed = raw.trim();
+  if (kind === "number") return trimmed === "" || Number.isNaN(Number(trimmed)) ? raw : Number(trimmed);
+  if (kind === "boolean") return /^(1|true|yes|on)$/i.test(trimmed) ? true : /^(0|false|no|off)$/i.test(trimmed) ? false : raw;
+  if (kind === "array" || kind === "union" || kind === "record" || kind === "object") {
+    if (/^[[{]/.test(trimmed)) {
+      try {
+        return JSON.parse(trimmed);
+      } catch {
+        return raw;
+      }
+    }
+    if (kind === "array") return trimmed === "" ? [] : trimmed.split(",").map((s) => s.trim());
+  }
+  return raw;
+}
+
+function schemaAt(path: string[]): unknown {
+  let schema: unknown = ConfigSchema;
+  for (const key of path) {
+    const def = (unwrap(schema) as { _zod: { def: Record<string, unknown> } })._zod.def;
+    schema = (def.shape as Record<string, unknown>)[key];
+  }
+  return schema;
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** Tables merge key by key; anything else (arrays included) is replaced. */
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    if (value === undefined) continue;
+    out[key] = isTable(value) && isTable(out[key]) ? deepMerge(out[key] as Record<string, unknown>, value) : value;
+  }
+  return out;
+}
+
+function displayPath(file: string, cwd: string): string {
+  const rel = relative(cwd, file);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
+}
+
+export { show };

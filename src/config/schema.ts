@@ -1,0 +1,177 @@
+/**
+ * The hr.toml schema: the single source of truth for config types, defaults,
+ * descriptions, `hr check`, `hr schema` (JSON Schema) and what `hr init` writes.
+ *
+ * Every leaf carries its own error text so a problem reads
+ * `serve.drain_timeout: expected a duration like "30s", got 30`.
+ */
+import { z } from "zod";
+import { DURATION_PATTERN, parseDuration } from "./duration.ts";
+
+/** Short rendering of a value found in the config, for error messages. */
+export function show(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (Array.isArray(value)) return `an array (${JSON.stringify(value).slice(0, 60)})`;
+  if (value !== null && typeof value === "object") return "a table";
+  return String(value);
+}
+
+const expected = (what: string) => (issue: { input?: unknown }) => `expected ${what}, got ${show(issue.input)}`;
+
+const duration = (fallback: string) =>
+  z
+    .string({ error: expected('a duration like "30s"') })
+    .regex(new RegExp(DURATION_PATTERN), { error: expected('a duration like "250ms", "5s" or "2m"') })
+    .transform((text) => parseDuration(text)!)
+    .prefault(fallback);
+
+const optionalDuration = () =>
+  z
+    .string({ error: expected('a duration like "500ms"') })
+    .regex(new RegExp(DURATION_PATTERN), { error: expected('a duration like "250ms", "5s" or "2m"') })
+    .transform((text) => parseDuration(text)!)
+    .optional();
+
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: expected(`one of ${values.map((v) => JSON.stringify(v)).join(", ")}`) });
+
+const bool = (fallback: boolean) => z.boolean({ error: expected("true or false") }).default(fallback);
+const str = (what = "a string") => z.string({ error: expected(what) });
+const strings = (fallback: string[]) => z.array(str(), { error: expected("an array of strings") }).default(fallback);
+
+/** A command: a string runs through `sh -c`; an array is exec'd directly. */
+export const Command = z.union([z.string().min(1), z.array(z.string()).min(1)], {
+  error: expected('a command: a string for `sh -c`, or an array like ["./tmp/app", "--flag"]'),
+});
+export type Command = z.infer<typeof Command>;
+
+const SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2"] as const;
+const Signal = z
+  .string({ error: expected(`a signal name like "SIGTERM"`) })
+  .transform((name) => (name.toUpperCase().startsWith("SIG") ? name.toUpperCase() : `SIG${name.toUpperCase()}`))
+  .pipe(oneOf(SIGNALS));
+
+const Env = z.record(z.string(), str("a string value (quote numbers)"), { error: expected('a table like { KEY = "value" }') });
+
+const positiveInt = (fallback: number, what: string) =>
+  z.number({ error: expected(what) }).int({ error: expected(what) }).min(1, { error: expected(what) }).default(fallback);
+
+export const BuildSection = z
+  .strictObject({
+    cmd: Command.optional().describe("Build command. A string runs through `sh -c`; an array is exec'd directly."),
+    pre: Command.optional().describe("Runs before the build command (e.g. code generation)."),
+    post: Command.optional().describe("Runs after a successful build."),
+    env: Env.default({}).describe("Extra environment for the build."),
+  })
+  .describe("How to build the app. Omit when there is nothing to build.");
+
+export const RunSection = z
+  .strictObject({
+    cmd: Command.describe("The app's command. A string runs through `sh -c`; an array is exec'd directly."),
+    env: Env.default({}).describe("Extra environment for the app."),
+    stop_signal: Signal.prefault("SIGTERM").describe("Signal sent to the app's whole process group to stop it."),
+    stop_timeout: duration("5s").describe("How long to wait after stop_signal before SIGKILL."),
+  }, { error: expected('a [run] table with cmd = "…"') })
+  .describe("How to run the app.");
+
+export const WatchSection = z
+  .strictObject({
+    paths: strings(["."]).describe("Directories or files to watch, relative to the project."),
+    include_ext: strings([]).describe("File extensions that trigger a rebuild (empty: all)."),
+    include: strings([]).describe("Optional globs a changed path must match."),
+    exclude: strings([]).describe("Globs to ignore (Bun.Glob syntax). .git, node_modules and editor temp files are always ignored."),
+    gitignore: bool(true).describe("Honour .gitignore files."),
+    debounce: duration("50ms").describe("Quiet time after the last change before a rebuild (trailing debounce)."),
+    poll: optionalDuration().describe('Poll at this interval instead of native events (network mounts, some Docker volumes), e.g. "500ms".'),
+  })
+  .describe("Which file changes trigger a rebuild.");
+
+export const ListenEntry = z
+  .strictObject({
+    name: str().regex(/^[A-Za-z0-9_.-]+$/, { error: expected("a name of letters, digits, '_', '.', '-'") }).describe("Socket name (LISTEN_FDNAMES)."),
+    address: str('an address like "127.0.0.1:8080"').describe('"127.0.0.1:8080", ":8080", "[::1]:8080" or "unix:./app.sock".'),
+    backlog: positiveInt(511, "a positive whole number").describe("listen(2) backlog."),
+    mode: str('an octal file mode like "0660"')
+      .regex(/^0?[0-7]{3}$/, { error: expected('an octal file mode like "0660"') })
+      .optional()
+      .describe("File mode of a unix socket."),
+  })
+  .describe("A listening socket that hr binds once and passes to the app at fd 3, 4, …");
+
+export const ReadyCheck = z
+  .strictObject({
+    type: oneOf(["notify", "ipc", "http", "tcp", "log", "delay"]).default("notify").describe(
+      "notify: sd_notify READY=1 on NOTIFY_SOCKET; ipc: process.send('ready'); http: GET path on the worker's private address; tcp: connect; log: a line matching pattern; delay: wait.",
+    ),
+    timeout: duration("30s").describe("Not ready in time is a failure: the new generation is stopped and the old one keeps serving."),
+    path: str().default("/health").describe("http: the path to GET."),
+    port: z.number({ error: expected("a port number") }).int().min(1).max(65535).optional().describe("http/tcp: a health port, when not the private proxy port."),
+    pattern: str("a regular expression").optional().describe("log: regex matched against the worker's output."),
+    delay: duration("1s").describe("delay: how long to wait."),
+  })
+  .describe("How hr knows a new worker is ready.");
+
+export const DevSection = z
+  .strictObject({
+    strategy: oneOf(["fd", "proxy", "none"]).optional().describe('fd: hr holds the socket across restarts; proxy: hr forwards to the app on PORT; none. Default: "fd" when [[listen]] is set, else "none".'),
+    restart_on_crash: bool(false).describe("Restart a crashed app with backoff instead of waiting for the next change."),
+    clear_screen: bool(false).describe("Clear the terminal before each rebuild."),
+    live_reload: bool(false).describe("proxy: inject a reload script into HTML responses and reload browser tabs after each restart."),
+  })
+  .describe("hr dev: watch, build, restart.");
+
+export const ServeSection = z
+  .strictObject({
+    strategy: oneOf(["fd", "reuseport", "proxy"]).default("fd").describe("fd: workers inherit the sockets; reuseport: workers bind with SO_REUSEPORT; proxy: hr forwards to each worker's PORT."),
+    workers: positiveInt(1, "a whole number ≥ 1").describe("Processes per generation."),
+    ready: ReadyCheck.prefault({}),
+    drain_timeout: duration("30s").describe("How long the old generation may drain after stop_signal before SIGKILL."),
+    build: bool(false).describe("Run [build] before starting a new generation on reload."),
+    watch: strings([]).describe("Paths (e.g. the deployed binary) whose change triggers a reload."),
+    restart_backoff: duration("500ms").describe("First delay before replacing a crashed worker; doubles up to 30s."),
+  })
+  .describe("hr serve: zero-downtime master.");
+
+export const LogSection = z
+  .strictObject({
+    format: oneOf(["text", "json"]).default("text").describe("text for people, json for one object per line."),
+  })
+  .describe("hr's own output.");
+
+export const ConfigSchema = z
+  .strictObject({
+    build: BuildSection.prefault({}),
+    run: RunSection,
+    watch: WatchSection.prefault({}),
+    listen: z.array(ListenEntry, { error: expected("an array of tables: [[listen]]") }).default([]),
+    dev: DevSection.prefault({}),
+    serve: ServeSection.prefault({}),
+    log: LogSection.prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.listen.forEach((entry, i) => {
+      if (seen.has(entry.name)) ctx.addIssue({ code: "custom", path: ["listen", i, "name"], message: `duplicate listen name ${JSON.stringify(entry.name)}; names must be unique` });
+      seen.add(entry.name);
+    });
+    if (config.serve.ready.type === "log" && !config.serve.ready.pattern)
+      ctx.addIssue({ code: "custom", path: ["serve", "ready", "pattern"], message: 'ready.type = "log" needs a pattern, e.g. pattern = "listening on"' });
+    if (config.dev.strategy === "fd" && config.listen.length === 0)
+      ctx.addIssue({ code: "custom", path: ["dev", "strategy"], message: 'dev.strategy = "fd" needs at least one [[listen]] socket' });
+  })
+  .describe("hr.toml: configuration for hr dev and hr serve.");
+
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type ListenConfig = Config["listen"][number];
+export type ReadyConfig = Config["serve"]["ready"];
+
+/** JSON Schema for editors (taplo, Even Better TOML): describes the file as written. */
+export function jsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(ConfigSchema, { io: "input", unrepresentable: "any" }),
+    $id: "https://hr.invalid/hr.schema.json",
+    title: "hr.toml",
+  };
+}
