@@ -1,0 +1,455 @@
+/**
+ * Child-process supervision shared by `hr dev` and `hr serve`.
+ *
+ * Guarantees:
+ * - The child runs in its own session + process group (Bun.spawn `detached: true`
+ *   calls setsid(); pgid = sid = child pid). Its stdio fds are still hr's, so when
+ *   hr's stdout is a terminal, the child's isatty(1) is true and colours survive.
+ *   The child has no *controlling* terminal: Ctrl-C reaches hr only, and hr decides
+ *   what to forward. Opening /dev/tty in the child fails (ENXIO).
+ * - stop()/kill() leave nothing behind: the tree (ppid descendants + every process
+ *   still in the child's group or session, including grandchildren that setsid'd
+ *   into a new group) is collected *before* signalling, because members get
+ *   reparented away as soon as their parent dies; stop() resolves only when all
+ *   of them are gone (zombies count as gone: they hold no fds or ports).
+ * - PIDs are remembered together with their /proc start time, so a pid recycled
+ *   during the grace period is never killed.
+ * - The direct child is reaped by Bun. Orphaned grandchildren are reaped by PID 1
+ *   (or the nearest subreaper): when hr itself runs as PID 1 in a container, use
+ *   `docker run --init` / tini.
+ *
+ * Not covered: a grandchild that setsid'd AND whose parent exited before stop()
+ * ran has no link left to the child (different ppid, pgid and sid) and cannot be
+ * found. Linux-only (/proc); on other systems only the process group is signalled.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import type { SignalName } from "./signals.ts";
+
+export interface ExitInfo {
+  /** Exit code when the process exited normally, else null. */
+  readonly code: number | null;
+  /** Signal name ("SIGKILL") when the process was killed by a signal, else null. */
+  readonly signal: string | null;
+  /** "exited with code 1" | "killed by SIGSEGV" */
+  describe(): string;
+}
+
+export interface SpawnOptions {
+  /** From command.ts toArgv(). argv[0] is resolved against env.PATH; a missing program throws SpawnError. */
+  argv: string[];
+  cwd: string;
+  /** The complete environment (undefined values are dropped). */
+  env: Record<string, string | undefined>;
+  /** hr-side fds passed to the child as fd 3, 4, ... in this order (e.g. listening sockets). */
+  extraFds?: number[];
+  /** Default "inherit". "pipe" exposes Child.stdout / Child.stderr (see lines()). */
+  stdout?: "inherit" | "pipe";
+  stderr?: "inherit" | "pipe";
+  /** Default "ignore" (the child is not in the terminal's foreground group). */
+  stdin?: "inherit" | "ignore";
+  /**
+   * Opens an IPC channel (NODE_CHANNEL_FD): `process.send(msg)` in a Node or Bun child
+   * arrives here. JSON serialization, so Node children work too.
+   */
+  ipc?: (message: unknown) => void;
+  /**
+   * Wraps argv as `setpriv --pdeathsig SIGKILL -- argv` so the kernel SIGKILLs the
+   * child when hr dies, even by SIGKILL. Only the direct child is covered (its own
+   * children are orphaned, not killed). Bun forks from the JS main thread (verified
+   * with strace: vfork() from tid == pid), so the signal fires on hr's exit, not
+   * on some helper thread's. If setpriv (util-linux) is missing, the child is
+   * spawned without it and Child.diesWithParent is false.
+   */
+  dieWithParent?: boolean;
+  /**
+   * Adds a pipe at child fd `3 + extraFds.length` (Child.readyFd); what the child
+   * writes there arrives on Child.ready. EOF means the child (and every holder of
+   * the fd) closed it or died.
+   */
+  readyPipe?: boolean;
+}
+
+export interface Child {
+  readonly pid: number;
+  /** Resolves once with the direct child's exit (never rejects). */
+  readonly exited: Promise<ExitInfo>;
+  /** The exit, once known (synchronous check). */
+  readonly exitInfo: ExitInfo | null;
+  readonly stdout?: ReadableStream<Uint8Array>;
+  readonly stderr?: ReadableStream<Uint8Array>;
+  /** Parent end of the ready pipe (readyPipe: true). */
+  readonly ready?: ReadableStream<Uint8Array>;
+  /** Child-side fd number of the ready pipe (readyPipe: true), e.g. for an env var. */
+  readonly readyFd?: number;
+  /** True when dieWithParent was asked for and setpriv was available. */
+  readonly diesWithParent: boolean;
+  /** Sends over the IPC channel (ipc set). Returns false when the channel is closed. */
+  send(message: unknown): boolean;
+  /** Signals the process group and every descendant that left it. No-op once the tree is gone. */
+  signal(sig: SignalName): void;
+  /**
+   * Graceful stop: signal the tree, wait up to timeoutMs for all of it to exit, then
+   * SIGKILL whatever is left (group + every collected descendant). Resolves with the
+   * direct child's exit once the whole tree is gone. Concurrent calls share one
+   * promise; on an already-exited child it only sweeps leftovers of its group.
+   */
+  stop(opts: { signal: SignalName; timeoutMs: number }): Promise<ExitInfo>;
+  /** SIGKILL the whole tree now (second Ctrl-C); escalates a stop() in progress. */
+  kill(): Promise<ExitInfo>;
+}
+
+export class SpawnError extends Error {
+  override name = "SpawnError";
+}
+
+// ---------------------------------------------------------------------------
+// /proc process table. Kept here (small and synchronous) because stop() needs
+// pgid, sid and start time, not only the ppid tree.
+
+interface ProcEntry {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  state: string;
+  /** Start time in clock ticks since boot: (pid, start) identifies a process. */
+  start: number;
+}
+
+/** Parses /proc/<pid>/stat; null when the process is gone. */
+export function readStat(pid: number): ProcEntry | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return null;
+  }
+  // comm (field 2) may contain spaces and parens: split after the last ')'.
+  const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  // rest[0] = field 3 (state); field n is rest[n - 3].
+  return {
+    pid,
+    state: rest[0] ?? "?",
+    ppid: Number(rest[1]),
+    pgid: Number(rest[2]),
+    sid: Number(rest[3]),
+    start: Number(rest[19]),
+  };
+}
+
+function processTable(): ProcEntry[] {
+  let names: string[];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  const out: ProcEntry[] = [];
+  for (const n of names) {
+    const c = n.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    const e = readStat(Number(n));
+    if (e) out.push(e);
+  }
+  return out;
+}
+
+const gone = (e: ProcEntry | null) => e === null || e.state === "Z" || e.state === "X";
+
+/**
+ * Every live process belonging to the tree rooted at `root` (root excluded):
+ * ppid descendants of root and of `known` pids, plus every process in root's
+ * process group or session (orphans reparented to init but still in the group),
+ * and their descendants.
+ */
+export function collectTree(root: number, known: Iterable<number> = []): ProcEntry[] {
+  const table = processTable();
+  const children = new Map<number, ProcEntry[]>();
+  for (const e of table) {
+    let list = children.get(e.ppid);
+    if (!list) children.set(e.ppid, (list = []));
+    list.push(e);
+  }
+  const found = new Map<number, ProcEntry>();
+  const queue: number[] = [root, ...known];
+  for (const e of table) if (e.pid !== root && (e.pgid === root || e.sid === root)) queue.push(e.pid);
+  const byPid = new Map(table.map((e) => [e.pid, e]));
+  for (const p of queue) {
+    const self = byPid.get(p);
+    if (p !== root && self && !found.has(p)) found.set(p, self);
+  }
+  while (queue.length) {
+    const p = queue.pop()!;
+    for (const c of children.get(p) ?? []) {
+      if (c.pid === root || found.has(c.pid)) continue;
+      found.set(c.pid, c);
+      queue.push(c.pid);
+    }
+  }
+  return [...found.values()].filter((e) => !gone(e));
+}
+
+/** Descendant pids via the ppid tree (the contract src/platform/proc.ts will offer). */
+export function descendants(pid: number): number[] {
+  return collectTree(pid).map((e) => e.pid);
+}
+
+// ---------------------------------------------------------------------------
+
+const live = new Set<ChildImpl>();
+
+/**
+ * Last-resort cleanup for process "exit" handlers: synchronously SIGKILLs every
+ * live child's tree. Does not wait.
+ */
+export function killAllSync(): void {
+  for (const c of live) c.killSync();
+}
+
+function exitInfo(code: number | null, sig: string | number | null): ExitInfo {
+  const signal = sig === null ? null : String(sig);
+  return {
+    code,
+    signal,
+    describe: () => (signal ? `killed by ${signal}` : `exited with code ${code}`),
+  };
+}
+
+function trySignal(pid: number, sig: SignalName): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false; // ESRCH (gone) or EPERM: nothing we can do
+  }
+}
+
+let setprivPath: string | null | undefined;
+
+class ChildImpl implements Child {
+  readonly pid: number;
+  readonly exited: Promise<ExitInfo>;
+  exitInfo: ExitInfo | null = null;
+  readonly stdout?: ReadableStream<Uint8Array>;
+  readonly stderr?: ReadableStream<Uint8Array>;
+  readonly ready?: ReadableStream<Uint8Array>;
+  readonly readyFd?: number;
+  readonly diesWithParent: boolean;
+  private readonly proc: Bun.Subprocess;
+  /** Tree members seen so far: pid -> start time. */
+  private readonly tracked = new Map<number, number>();
+  private stopping: Promise<ExitInfo> | null = null;
+  private forceNow: (() => void) | null = null;
+  private forced = false;
+
+  constructor(opts: SpawnOptions) {
+    if (opts.argv.length === 0 || !opts.argv[0]) throw new SpawnError("cannot spawn: empty argv");
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) env[k] = v;
+
+    // Resolve the program ourselves: a clear error for "not found", and setpriv
+    // would otherwise turn it into an exit code.
+    const prog = opts.argv[0];
+    const resolved = Bun.which(prog, { PATH: env.PATH ?? "", cwd: opts.cwd });
+    if (!resolved) {
+      throw new SpawnError(
+        prog.includes("/")
+          ? `cannot start ${JSON.stringify(prog)}: no such executable (cwd ${opts.cwd})`
+          : `cannot start ${JSON.stringify(prog)}: not found in PATH`,
+      );
+    }
+    let argv = opts.argv;
+    let dies = false;
+    if (opts.dieWithParent && process.platform === "linux") {
+      if (setprivPath === undefined) setprivPath = Bun.which("setpriv") ?? null;
+      if (setprivPath) {
+        argv = [setprivPath, "--pdeathsig", "SIGKILL", "--", resolved, ...opts.argv.slice(1)];
+        dies = true;
+      }
+    }
+    this.diesWithParent = dies;
+
+    const extra = opts.extraFds ?? [];
+    const stdio: (number | "pipe" | "inherit" | "ignore")[] = [
+      opts.stdin ?? "ignore",
+      opts.stdout ?? "inherit",
+      opts.stderr ?? "inherit",
+      ...extra,
+    ];
+    if (opts.readyPipe) stdio.push("pipe");
+
+    const ipc = opts.ipc;
+    try {
+      this.proc = Bun.spawn({
+        cmd: argv,
+        cwd: opts.cwd,
+        env,
+        detached: true,
+        stdio: stdio as Bun.SpawnOptions.OptionsObject<"ignore", "inherit", "inherit">["stdio"],
+        ...(ipc ? { ipc: (m: unknown) => ipc(m), serialization: "json" as const } : {}),
+      });
+    } catch (err) {
+      throw new SpawnError(`cannot start ${JSON.stringify(prog)}: ${(err as Error).message}`);
+    }
+    const proc = this.proc;
+    this.pid = proc.pid;
+    if (opts.stdout === "pipe") this.stdout = proc.stdout as ReadableStream<Uint8Array>;
+    if (opts.stderr === "pipe") this.stderr = proc.stderr as ReadableStream<Uint8Array>;
+    if (opts.readyPipe) {
+      const idx = 3 + extra.length;
+      const fd = (proc.stdio as unknown[])[idx];
+      if (typeof fd !== "number") throw new SpawnError("ready pipe: Bun did not return a parent fd");
+      this.readyFd = idx;
+      this.ready = Bun.file(fd).stream();
+    }
+    live.add(this);
+    this.exited = proc.exited.then(
+      () => {
+        this.exitInfo = exitInfo(proc.exitCode, proc.signalCode);
+        return this.exitInfo;
+      },
+      () => {
+        this.exitInfo = exitInfo(proc.exitCode, proc.signalCode);
+        return this.exitInfo;
+      },
+    );
+    void this.exited.then(() => {
+      if (!this.stopping) live.delete(this);
+    });
+  }
+
+  send(message: unknown): boolean {
+    try {
+      this.proc.send(message);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Refreshes the tracked set: adds current tree members, drops dead/recycled pids. */
+  private refresh(): void {
+    for (const [pid, start] of this.tracked) {
+      const e = readStat(pid);
+      if (gone(e) || e!.start !== start) this.tracked.delete(pid);
+    }
+    for (const e of collectTree(this.pid, this.tracked.keys())) this.tracked.set(e.pid, e.start);
+  }
+
+  /** Signals group + session members + escaped descendants. */
+  private signalTree(sig: SignalName): void {
+    this.refresh();
+    // The group id stays allocated while any member lives, so kill(-pid) is safe
+    // while the leader lives or a tracked member still carries that pgid.
+    let groupAlive = this.exitInfo === null;
+    for (const pid of this.tracked.keys()) {
+      const e = readStat(pid);
+      if (e && e.pgid === this.pid) groupAlive = true;
+    }
+    if (groupAlive) trySignal(-this.pid, sig);
+    for (const [pid, start] of this.tracked) {
+      const e = readStat(pid);
+      if (!e || e.start !== start) continue;
+      if (e.pgid !== this.pid || sig === "SIGKILL") trySignal(pid, sig);
+    }
+  }
+
+  signal(sig: SignalName): void {
+    this.signalTree(sig);
+  }
+
+  private treeGone(): boolean {
+    if (this.exitInfo === null) return false;
+    for (const [pid, start] of this.tracked) {
+      const e = readStat(pid);
+      if (!gone(e) && e!.start === start) return false;
+    }
+    return true;
+  }
+
+  stop(opts: { signal: SignalName; timeoutMs: number }): Promise<ExitInfo> {
+    if (!this.stopping) {
+      this.stopping = this.run(opts.signal, Math.max(0, opts.timeoutMs)).finally(() => live.delete(this));
+    }
+    return this.stopping;
+  }
+
+  kill(): Promise<ExitInfo> {
+    this.forced = true;
+    this.forceNow?.();
+    return this.stop({ signal: "SIGKILL", timeoutMs: 0 });
+  }
+
+  /** Synchronous SIGKILL of everything known (exit handlers). */
+  killSync(): void {
+    this.signalTree("SIGKILL");
+  }
+
+  private async run(sig: SignalName, timeoutMs: number): Promise<ExitInfo> {
+    if (this.exitInfo) {
+      // Leader already gone: only sweep leftovers still in its group/session.
+      this.refresh();
+      if (this.tracked.size > 0) {
+        this.signalTree("SIGKILL");
+        await this.waitGone(5000);
+      }
+      return this.exitInfo;
+    }
+    const deadline = Date.now() + timeoutMs;
+    if (!this.forced) {
+      this.signalTree(sig); // collects the tree first, then signals
+      const force = new Promise<void>((r) => (this.forceNow = r));
+      // Wait for the leader (event-driven), then for the rest (polling), until the deadline.
+      const timer = new Promise<void>((r) => setTimeout(r, timeoutMs));
+      await Promise.race([this.exited, timer, force]);
+      while (!this.forced && Date.now() < deadline) {
+        this.refresh();
+        if (this.treeGone()) return this.exitInfo!;
+        await Promise.race([Bun.sleep(Math.min(20, Math.max(1, deadline - Date.now()))), force]);
+      }
+      this.forceNow = null;
+    }
+    this.signalTree("SIGKILL");
+    await this.waitGone(5000);
+    return this.exited;
+  }
+
+  /** After SIGKILL: poll until the leader is reaped and every tracked pid is gone. */
+  private async waitGone(capMs: number): Promise<void> {
+    const until = Date.now() + capMs;
+    let n = 0;
+    while (Date.now() < until) {
+      if (this.treeGone()) return;
+      // Re-sweep occasionally: a member may have forked between scan and kill.
+      if (++n % 10 === 0) this.signalTree("SIGKILL");
+      await Bun.sleep(5);
+    }
+    // Uninterruptible (D state) processes: give up waiting rather than hang hr.
+    await Promise.race([this.exited, Bun.sleep(100)]);
+  }
+}
+
+/** Starts argv in its own session/process group. Throws SpawnError if it cannot start. */
+export function spawnChild(opts: SpawnOptions): Child {
+  return new ChildImpl(opts);
+}
+
+/**
+ * Splits a byte stream into lines (LF or CRLF; the terminator is dropped) and
+ * calls onLine for each, including a final line without newline. Resolves at EOF.
+ */
+export async function lines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  let buf = "";
+  const emit = (l: string) => onLine(l.endsWith("\r") ? l.slice(0, -1) : l);
+  for await (const chunk of stream) {
+    buf += decoder.decode(chunk, { stream: true });
+    let i: number;
+    while ((i = buf.indexOf("\n")) !== -1) {
+      emit(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  }
+  buf += decoder.decode();
+  if (buf !== "") emit(buf);
+}
