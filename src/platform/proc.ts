@@ -1,0 +1,264 @@
+/**
+ * /proc readers (Linux). Synchronous, best-effort: unreadable entries
+ * (processes that exited mid-scan, other users' fds) are skipped, never thrown.
+ */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+
+export interface SocketEntry {
+  inode: number;
+  /** "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:8080", "[::]:8080" or "unix:/path" / "unix:@abstract" */
+  address: string;
+  /** TCP only */
+  port?: number;
+  /** Raw 4- or 16-byte address, network order (TCP only). */
+  ip?: Uint8Array;
+  family: "inet" | "inet6" | "unix";
+  listening: boolean;
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+function pidDirs(): number[] {
+  let names: string[];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const n of names) {
+    const c = n.charCodeAt(0);
+    if (c >= 48 && c <= 57) out.push(Number(n));
+  }
+  return out;
+}
+
+interface Stat {
+  pid: number;
+  ppid: number;
+  state: string;
+  pgrp: number;
+}
+
+/** Parse /proc/<pid>/stat (comm may contain spaces and parens: split after the last ')'). */
+export function readStat(pid: number): Stat | undefined {
+  const s = readText(`/proc/${pid}/stat`);
+  if (!s) return undefined;
+  const close = s.lastIndexOf(")");
+  if (close < 0) return undefined;
+  const f = s.slice(close + 2).split(" ");
+  return { pid, state: f[0] ?? "?", ppid: Number(f[1]), pgrp: Number(f[2]) };
+}
+
+/** All descendants of `pid` (children, grandchildren, ...), breadth-first; excludes `pid`. */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const p of pidDirs()) {
+    const st = readStat(p);
+    if (!st) continue;
+    let list = children.get(st.ppid);
+    if (!list) children.set(st.ppid, (list = []));
+    list.push(p);
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  const seen = new Set<number>([pid]);
+  while (queue.length) {
+    const cur = queue.shift()!;
+    for (const c of children.get(cur) ?? []) {
+      if (seen.has(c)) continue;
+      seen.add(c);
+      out.push(c);
+      queue.push(c);
+    }
+  }
+  return out;
+}
+
+/** True if the process exists and is not a zombie (a zombie has exited; it only awaits reaping). */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  const st = readStat(pid);
+  if (!st) return false; // vanished between kill(0) and the read
+  return st.state !== "Z" && st.state !== "X";
+}
+
+/** Command line of `pid` joined with spaces, or undefined if unreadable / kernel thread. */
+export function cmdline(pid: number): string | undefined {
+  const raw = readText(`/proc/${pid}/cmdline`);
+  if (!raw) return undefined;
+  const parts = raw.split("\0");
+  if (parts.at(-1) === "") parts.pop();
+  return parts.join(" ") || undefined;
+}
+
+/** Socket inodes held open by `pid` (from the "socket:[N]" fd symlinks). Map inode -> fd numbers. */
+export function socketInodesOf(pid: number): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    let link: string;
+    try {
+      link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    if (!link.startsWith("socket:[")) continue;
+    const inode = Number(link.slice(8, -1));
+    let list = out.get(inode);
+    if (!list) out.set(inode, (list = []));
+    list.push(Number(fd));
+  }
+  return out;
+}
+
+/* ---------------------------------------------------------------- /proc/net */
+
+function hexBytesLE32Words(hex: string): Uint8Array {
+  // /proc/net/tcp{,6} prints each 32-bit word of the address in host (little-endian) order.
+  const out = new Uint8Array(hex.length / 2);
+  for (let w = 0; w < hex.length / 8; w++) {
+    for (let i = 0; i < 4; i++) {
+      out[w * 4 + i] = parseInt(hex.slice(w * 8 + (3 - i) * 2, w * 8 + (3 - i) * 2 + 2), 16);
+    }
+  }
+  return out;
+}
+
+export function formatIp(ip: Uint8Array): string {
+  if (ip.length === 4) return Array.from(ip).join(".");
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push((ip[i]! << 8) | ip[i + 1]!);
+  // v4-mapped ::ffff:a.b.c.d
+  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
+    return `::ffff:${ip[12]}.${ip[13]}.${ip[14]}.${ip[15]}`;
+  }
+  // longest run of zero words -> "::"
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = words.map((w) => w.toString(16));
+  if (bestStart < 0) return hex.join(":");
+  return hex.slice(0, bestStart).join(":") + "::" + hex.slice(bestStart + bestLen).join(":");
+}
+
+export function formatHostPort(ip: Uint8Array, port: number): string {
+  return ip.length === 4 ? `${formatIp(ip)}:${port}` : `[${formatIp(ip)}]:${port}`;
+}
+
+const TCP_LISTEN = "0A";
+
+/** Parse /proc/<pid|self>/net/tcp and tcp6. `pid` selects the network namespace. */
+export function tcpSockets(pid: number | "self" = "self"): SocketEntry[] {
+  const out: SocketEntry[] = [];
+  for (const [file, family] of [
+    ["tcp", "inet"],
+    ["tcp6", "inet6"],
+  ] as const) {
+    const text = readText(`/proc/${pid}/net/${file}`);
+    if (!text) continue;
+    const lines = text.split("\n");
+    for (let i = 1; i < lines.length; i++) {
+      const f = lines[i]!.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const [ipHex, portHex] = f[1]!.split(":");
+      if (!ipHex || !portHex) continue;
+      const ip = hexBytesLE32Words(ipHex);
+      const port = parseInt(portHex, 16);
+      out.push({
+        inode: Number(f[9]),
+        address: formatHostPort(ip, port),
+        port,
+        ip,
+        family,
+        listening: f[3] === TCP_LISTEN,
+      });
+    }
+  }
+  return out;
+}
+
+const SO_ACCEPTCON_FLAG = 0x10000;
+
+/** Parse /proc/<pid|self>/net/unix (stream sockets with a path). */
+export function unixSockets(pid: number | "self" = "self"): SocketEntry[] {
+  const text = readText(`/proc/${pid}/net/unix`);
+  if (!text) return [];
+  const out: SocketEntry[] = [];
+  const lines = text.split("\n");
+  for (let i = 1; i < lines.length; i++) {
+    // Num RefCount Protocol Flags Type St Inode Path
+    const f = lines[i]!.trim().split(/\s+/);
+    if (f.length < 8) continue;
+    const path = f.slice(7).join(" ");
+    out.push({
+      inode: Number(f[6]),
+      address: `unix:${path}`,
+      family: "unix",
+      listening: (parseInt(f[3]!, 16) & SO_ACCEPTCON_FLAG) !== 0,
+    });
+  }
+  return out;
+}
+
+/** Listening TCP / unix sockets held by `pid` (including inherited ones). */
+export function listeningSocketsOf(pid: number): SocketEntry[] {
+  const inodes = socketInodesOf(pid);
+  if (inodes.size === 0) return [];
+  const all = [...tcpSockets(pid), ...unixSockets(pid)];
+  return all.filter((s) => s.listening && inodes.has(s.inode));
+}
+
+/** Processes holding a socket with this inode open. */
+export function pidsHoldingInode(inode: number): number[] {
+  const out: number[] = [];
+  if (!inode) return out;
+  const want = `socket:[${inode}]`;
+  for (const pid of pidDirs()) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === want) {
+          out.push(pid);
+          break;
+        }
+      } catch {
+        /* fd closed mid-scan */
+      }
+    }
+  }
+  return out;
+}
