@@ -19,19 +19,20 @@ export function parseToml(text: string, file?: string): TomlResult {
   }
 }
 
-/** The first line whose prefix of the document fails with the same message. */
+/**
+ * The line after the longest prefix of the document that still parses: where
+ * valid input ends. A multi-line array or string that is fine is skipped over,
+ * because a later prefix parses again once it closes.
+ */
 function locateSyntaxError(text: string, message: string): { line: number; column: number } {
   const lines = text.split("\n");
-  let line = lines.length;
-  for (let n = 1; n <= lines.length; n++) {
+  let line = 1;
+  for (let n = lines.length - 1; n >= 1; n--) {
     try {
       Bun.TOML.parse(lines.slice(0, n).join("\n"));
-    } catch (error) {
-      if (String((error as Error).message).includes(message)) {
-        line = n;
-        break;
-      }
-    }
+      line = n + 1;
+      break;
+    } catch {}
   }
   // An error found at end of input belongs to the last line with content.
   while (line > 1 && !lines[line - 1]!.trim()) line--;
