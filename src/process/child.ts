@@ -103,8 +103,10 @@ export class SpawnError extends Error {
 }
 
 // ---------------------------------------------------------------------------
-// /proc process table. Kept here (small and synchronous) because stop() needs
-// pgid, sid and start time, not only the ppid tree.
+// /proc process table. Kept here (small and synchronous) rather than using
+// src/platform/proc.ts descendants(): stop() also needs pgid, sid (orphans that
+// stayed in the group after their parent died are no longer ppid descendants)
+// and start time (pid-reuse guard). Swap once platform/proc.ts exposes those.
 
 interface ProcEntry {
   pid: number;
@@ -117,7 +119,7 @@ interface ProcEntry {
 }
 
 /** Parses /proc/<pid>/stat; null when the process is gone. */
-export function readStat(pid: number): ProcEntry | null {
+function readStat(pid: number): ProcEntry | null {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, "latin1");
@@ -162,7 +164,7 @@ const gone = (e: ProcEntry | null) => e === null || e.state === "Z" || e.state =
  * process group or session (orphans reparented to init but still in the group),
  * and their descendants.
  */
-export function collectTree(root: number, known: Iterable<number> = []): ProcEntry[] {
+function collectTree(root: number, known: Iterable<number> = []): ProcEntry[] {
   const table = processTable();
   const children = new Map<number, ProcEntry[]>();
   for (const e of table) {
@@ -187,11 +189,6 @@ export function collectTree(root: number, known: Iterable<number> = []): ProcEnt
     }
   }
   return [...found.values()].filter((e) => !gone(e));
-}
-
-/** Descendant pids via the ppid tree (the contract src/platform/proc.ts will offer). */
-export function descendants(pid: number): number[] {
-  return collectTree(pid).map((e) => e.pid);
 }
 
 // ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { CommandError, describe, toArgv } from "../../src/process/command.ts";
-import { lines, readStat, spawnChild, SpawnError, type Child, type SpawnOptions } from "../../src/process/child.ts";
+import { lines, spawnChild, SpawnError, type Child, type SpawnOptions } from "../../src/process/child.ts";
 import { parseSignal, SignalError } from "../../src/process/signals.ts";
 
 const FIX = resolve(import.meta.dir, "../fixtures/process");
@@ -34,6 +34,18 @@ function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), "hr-proc-"));
   tmpDirs.push(d);
   return d;
+}
+
+/** Test-side /proc/<pid>/stat reader, independent of child.ts. */
+function readStat(pid: number): { state: string; ppid: number; pgid: number; sid: number; pid: number } | null {
+  let s: string;
+  try {
+    s = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return null;
+  }
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return { pid, state: f[0]!, ppid: Number(f[1]), pgid: Number(f[2]), sid: Number(f[3]) };
 }
 
 /** Alive = /proc entry exists and is not a zombie. */
@@ -270,6 +282,9 @@ group("stop", () => {
     expect(info.signal).toBe("SIGTERM");
     expect(alive(c.pid)).toBe(false);
     for (const p of kids) expect(alive(p)).toBe(false);
+    // Reaped: no zombie of ours left (/proc entry of the leader is gone entirely).
+    expect(readStat(c.pid)).toBeNull();
+    expect(treePids(process.pid).map(readStat).filter((e) => e?.state === "Z")).toEqual([]);
   });
 
   test("setsid'd grandchild (other session) is gone after stop()", async () => {
