@@ -195,3 +195,11 @@ describe("JSON Schema", () => {
     expect(validate({ run: { cmd: ["./app"] } }).ok).toBe(true);
   });
 });
+
+describe("docs", () => {
+  test("README's config reference is the one generated from the schema", () => {
+    const run = Bun.spawnSync([process.execPath, "scripts/gen-docs.ts", "--check"], { cwd: join(import.meta.dir, "..", "..") });
+    expect(run.stderr.toString()).toBe("");
+    expect(run.exitCode).toBe(0);
+  });
+});
