@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { DURATION_PATTERN, parseDuration } from "./duration.ts";
+import { parseListenAddress } from "../sockets/address.ts";
 
 /** Short rendering of a value found in the config, for error messages. */
 export function show(value: unknown): string {
@@ -154,6 +155,11 @@ export const ConfigSchema = z
     config.listen.forEach((entry, i) => {
       if (seen.has(entry.name)) ctx.addIssue({ code: "custom", path: ["listen", i, "name"], message: `duplicate listen name ${JSON.stringify(entry.name)}; names must be unique` });
       seen.add(entry.name);
+      try {
+        parseListenAddress(entry.address, { field: "address" });
+      } catch (error) {
+        ctx.addIssue({ code: "custom", path: ["listen", i, "address"], message: (error as Error).message.replace(/^address: /, "") });
+      }
     });
     if (config.serve.ready.type === "log" && !config.serve.ready.pattern)
       ctx.addIssue({ code: "custom", path: ["serve", "ready", "pattern"], message: 'ready.type = "log" needs a pattern, e.g. pattern = "listening on"' });

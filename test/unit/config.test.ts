@@ -203,3 +203,15 @@ describe("docs", () => {
     expect(run.exitCode).toBe(0);
   });
 });
+
+describe("listen addresses are checked by hr check", () => {
+  test("a bare port and an unresolvable host are rejected with a hint", () => {
+    const result = validate({ run: { cmd: "x" }, listen: [{ name: "a", address: "8080" }, { name: "b", address: "example:1" }, { name: "c", address: "[::1]:80" }, { name: "d", address: "unix:./a.sock" }] });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.map((p) => `${p.path}: ${p.message}`)).toEqual([
+      `listen[0].address: "8080" is not an address; did you mean ":8080" (all interfaces) or "127.0.0.1:8080"?`,
+      `listen[1].address: "example:1" is not an address; hostnames other than "localhost" are not resolved; use an IP address such as "0.0.0.0:1"`,
+    ]);
+  });
+});
