@@ -251,8 +251,8 @@ class ChildImpl implements Child {
     if (!resolved) {
       throw new SpawnError(
         prog.includes("/")
-          ? `cannot start ${JSON.stringify(prog)}: no such executable (cwd ${opts.cwd})`
-          : `cannot start ${JSON.stringify(prog)}: not found in PATH`,
+          ? `cannot start ${JSON.stringify(prog)}: no such file or not executable (cwd ${opts.cwd})`
+          : `cannot start ${JSON.stringify(prog)}: not found in PATH (or not executable)`,
       );
     }
     let argv = opts.argv;
@@ -260,7 +260,7 @@ class ChildImpl implements Child {
     if (opts.dieWithParent && process.platform === "linux") {
       if (setprivPath === undefined) setprivPath = Bun.which("setpriv") ?? null;
       if (setprivPath) {
-        argv = [setprivPath, "--pdeathsig", "SIGKILL", "--", resolved, ...opts.argv.slice(1)];
+        argv = [setprivPath, "--pdeathsig", "SIGKILL", "--", ...opts.argv];
         dies = true;
       }
     }

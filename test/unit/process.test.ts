@@ -142,6 +142,15 @@ group("spawnChild", () => {
     expect(() => spawn({ argv: ["definitely-not-a-program-hr"], dieWithParent: true })).toThrow(/not found in PATH/);
   });
 
+  test("relative program path resolves against cwd, with and without dieWithParent", async () => {
+    for (const dieWithParent of [false, true]) {
+      const c = spawn({ argv: ["./trap_term.sh"], stdout: "pipe", dieWithParent });
+      await collect(c).seen("ready");
+      expect((await c.stop({ signal: "SIGTERM", timeoutMs: 2000 })).code).toBe(0);
+    }
+    expect(() => spawn({ argv: ["./nope.sh"] })).toThrow(/no such file or not executable/);
+  });
+
   test("runs in its own session and process group", async () => {
     const c = spawn({ argv: ["sleep", "1000"] });
     const e = readStat(c.pid)!;
