@@ -233,12 +233,19 @@ function inUseError(spec: ListenSpec, holder: Holder | undefined): ListenError {
   let by: string;
   if (!holder) by = " (the holder was not found: another user or network namespace?)";
   else if (holder.pid === process.pid) by = ` by this hr process (pid ${holder.pid}; listed twice?)`;
-  else by = ` by pid ${holder.pid}${holder.cmd ? ` (${truncate(holder.cmd, 80)})` : ""}`;
+  else by = ` by pid ${holder.pid}${holder.cmd ? ` (${truncate(shortCmd(holder.cmd), 200)})` : ""}`;
   return new ListenError(
     `listen ${JSON.stringify(spec.name)}: ${where} is already in use${by}; stop it or choose another address`,
     "EADDRINUSE",
     holder?.pid,
   );
+}
+
+/** "/usr/bin/node /srv/app/server.js" -> "node /srv/app/server.js" */
+function shortCmd(cmd: string): string {
+  const sp = cmd.indexOf(" ");
+  const argv0 = sp < 0 ? cmd : cmd.slice(0, sp);
+  return argv0.slice(argv0.lastIndexOf("/") + 1) + (sp < 0 ? "" : cmd.slice(sp));
 }
 
 function truncate(s: string, n: number): string {
