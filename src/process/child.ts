@@ -295,7 +295,10 @@ class ChildImpl implements Child {
     if (opts.readyPipe) {
       const idx = 3 + extra.length;
       const fd = (proc.stdio as unknown[])[idx];
-      if (typeof fd !== "number") throw new SpawnError("ready pipe: Bun did not return a parent fd");
+      if (typeof fd !== "number") {
+        trySignal(-proc.pid, "SIGKILL");
+        throw new SpawnError("ready pipe: Bun did not return a parent fd");
+      }
       this.readyFd = idx;
       this.ready = Bun.file(fd).stream();
     }
@@ -397,14 +400,19 @@ class ChildImpl implements Child {
       this.signalTree(sig); // collects the tree first, then signals
       const force = new Promise<void>((r) => (this.forceNow = r));
       // Wait for the leader (event-driven), then for the rest (polling), until the deadline.
-      const timer = new Promise<void>((r) => setTimeout(r, timeoutMs));
-      await Promise.race([this.exited, timer, force]);
-      while (!this.forced && Date.now() < deadline) {
-        this.refresh();
-        if (this.treeGone()) return this.exitInfo!;
-        await Promise.race([Bun.sleep(Math.min(20, Math.max(1, deadline - Date.now()))), force]);
+      let handle: ReturnType<typeof setTimeout> | undefined;
+      const timer = new Promise<void>((r) => (handle = setTimeout(r, timeoutMs)));
+      try {
+        await Promise.race([this.exited, timer, force]);
+        while (!this.forced && Date.now() < deadline) {
+          this.refresh();
+          if (this.treeGone()) return this.exitInfo!;
+          await Promise.race([Bun.sleep(Math.min(20, Math.max(1, deadline - Date.now()))), force]);
+        }
+      } finally {
+        clearTimeout(handle); // a pending grace timer must not keep hr alive
+        this.forceNow = null;
       }
-      this.forceNow = null;
     }
     this.signalTree("SIGKILL");
     await this.waitGone(5000);

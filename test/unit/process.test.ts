@@ -352,6 +352,18 @@ group("stop", () => {
     expect(alive(orphan)).toBe(false);
   });
 
+  test("a finished stop() does not keep hr alive (grace timer cleared)", async () => {
+    const src = join(import.meta.dir, "../../src/process/child.ts");
+    const code = `import { spawnChild } from ${JSON.stringify(src)};
+      const c = spawnChild({ argv: ["sleep", "100"], cwd: "/", env: process.env });
+      await c.stop({ signal: "SIGTERM", timeoutMs: 20000 });`;
+    const t0 = Date.now();
+    const p = Bun.spawn({ cmd: [BUN, "-e", code], cwd: FIX });
+    rawPids.push(p.pid);
+    expect(await p.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
   test("kill() escalates a stop() in progress", async () => {
     const c = spawn({ argv: ["sh", join(FIX, "ignore_term.sh")], stdout: "pipe" });
     await collect(c).seen("ready");
