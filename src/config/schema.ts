@@ -92,7 +92,7 @@ export const ListenEntry = z
   .strictObject({
     name: str().regex(/^[A-Za-z0-9_.-]+$/, { error: expected("a name of letters, digits, '_', '.', '-'") }).describe("Socket name (LISTEN_FDNAMES)."),
     address: str('an address like "127.0.0.1:8080"').describe('"127.0.0.1:8080", ":8080", "[::1]:8080" or "unix:./app.sock".'),
-    backlog: positiveInt(511, "a positive whole number").describe("listen(2) backlog."),
+    backlog: positiveInt(4096, "a positive whole number").describe("listen(2) backlog; large so connections queue during a restart (the kernel caps it at net.core.somaxconn)."),
     mode: str('an octal file mode like "0660"')
       .regex(/^0?[0-7]{3}$/, { error: expected('an octal file mode like "0660"') })
       .optional()
