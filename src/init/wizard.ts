@@ -1,0 +1,231 @@
+/**
+ * `hr init`: the interactive wizard (@clack/prompts) and the --yes path, both
+ * ending in an atomic write of a validated, commented hr.toml.
+ */
+import * as p from "@clack/prompts";
+import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import type { Command } from "../config/schema.ts";
+import { defaultAnswers, detectProject, simpleCommand, toConfigInput, type Answers, type Detection, type DevStrategy, type ReadyType } from "./detect.ts";
+import { renderConfig } from "./render.ts";
+
+export const CANCELLED = "Cancelled; nothing written.";
+
+/** Writes via a temp file in the same directory and rename(2): readers never see half a file. */
+export function writeAtomic(file: string, text: string): void {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, text, { mode: 0o644 });
+    renameSync(tmp, file);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+}
+
+/** A command as the user would type it; simpleCommand() reads it back. */
+export function showCommand(cmd: Command | undefined): string {
+  if (cmd === undefined) return "";
+  if (typeof cmd === "string") return cmd;
+  return cmd.map((arg) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`)).join(" ");
+}
+
+export const splitList = (text: string) => text.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
+
+/** undefined when `text` looks like a listen address (or is empty: no socket), else the problem. */
+export function checkAddress(text: string | undefined): string | undefined {
+  const value = (text ?? "").trim();
+  if (value === "") return undefined;
+  if (/^unix:.+/.test(value)) return undefined;
+  const m = value.match(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.*-]*):(\d{1,5})$/);
+  if (!m) return 'expected host:port (e.g. "127.0.0.1:8080", ":8080", "[::1]:8080") or unix:path; empty for no socket';
+  const port = Number(m[2]);
+  if (port > 65535) return `port ${port} is out of range (0-65535)`;
+  return undefined;
+}
+
+export function checkWorkers(text: string | undefined): string | undefined {
+  const value = (text ?? "").trim();
+  return /^[1-9]\d{0,3}$/.test(value) ? undefined : "expected a whole number ≥ 1";
+}
+
+export interface InitOptions {
+  dir: string;
+  /** Absolute path of the file to write. */
+  file: string;
+  force: boolean;
+}
+
+export interface InitIO {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+/** `hr init --yes`: detected defaults, no questions. */
+export function initNonInteractive(opts: InitOptions, io: InitIO): number {
+  const shown = basename(opts.file);
+  if (existsSync(opts.file) && !opts.force) {
+    io.err(`hr: ${shown} already exists; nothing written. Pass --force to overwrite it.`);
+    return 1;
+  }
+  const detection = detectProject(opts.dir);
+  const answers = defaultAnswers(detection);
+  let text: string;
+  try {
+    text = renderConfig(toConfigInput(answers), detection, { file: shown });
+  } catch (error) {
+    io.err(`hr: ${(error as Error).message}`);
+    return 1;
+  }
+  writeAtomic(opts.file, text);
+  io.err(`hr: detected ${detection.label}:`);
+  for (const reason of detection.reasons) io.err(`  - ${reason}`);
+  io.err(`hr: wrote ${opts.file}`);
+  io.err(`    build: ${showCommand(answers.build) || "(none)"}`);
+  io.err(`    run:   ${showCommand(answers.run)}`);
+  io.err(`    listen: ${answers.listen ?? "(none)"}, dev strategy ${answers.listen ? answers.devStrategy : "none"}`);
+  io.err("Next: run `hr dev` (edit hr.toml first if the commands are not right).");
+  return 0;
+}
+
+class Cancelled extends Error {}
+
+/** A prompt's answer, or throw Cancelled on Ctrl-C / Escape (clack returns its cancel symbol). */
+function ask<T>(value: T): Exclude<T, symbol> {
+  if (p.isCancel(value)) throw new Cancelled();
+  return value as Exclude<T, symbol>;
+}
+
+const DEV_OPTIONS: { value: DevStrategy; label: string; hint: string }[] = [
+  { value: "fd", label: "fd", hint: "hr holds the socket; the app adopts fd 3" },
+  { value: "proxy", label: "proxy", hint: "hr forwards to the app on $PORT" },
+  { value: "none", label: "none", hint: "no socket handling; just restart" },
+];
+
+const READY_OPTIONS: { value: ReadyType; label: string; hint: string }[] = [
+  { value: "notify", label: "notify", hint: "sd_notify READY=1" },
+  { value: "ipc", label: "ipc", hint: "process.send('ready')" },
+  { value: "http", label: "http", hint: "GET /health answers" },
+  { value: "tcp", label: "tcp", hint: "the port accepts" },
+  { value: "log", label: "log", hint: "a line matches a pattern" },
+  { value: "delay", label: "delay", hint: "wait a fixed time" },
+];
+
+/** The interactive wizard. Needs a TTY on stdin. */
+export async function initInteractive(opts: InitOptions): Promise<number> {
+  const shown = basename(opts.file);
+  try {
+    p.intro("hr init");
+    const spin = p.spinner();
+    spin.start("Detecting project");
+    const detection: Detection = detectProject(opts.dir);
+    spin.stop(`Detected ${detection.label}`);
+    p.note(detection.reasons.map((r) => `• ${r}`).join("\n"), `${detection.label} project in ${opts.dir}`);
+
+    if (existsSync(opts.file) && !opts.force) {
+      const overwrite = ask(await p.confirm({ message: `${shown} already exists. Overwrite it?`, initialValue: false }));
+      if (!overwrite) {
+        p.cancel(`Kept the existing ${shown}; nothing written.`);
+        return 1;
+      }
+    }
+
+    const d = defaultAnswers(detection);
+    const build = ask(
+      await p.text({ message: "Build command (empty: no build step)", initialValue: showCommand(d.build), placeholder: "none" }),
+    );
+    const run = ask(
+      await p.text({
+        message: "Run command",
+        initialValue: showCommand(d.run),
+        validate: (v) => ((v ?? "").trim() ? undefined : "the run command is required"),
+      }),
+    );
+    const exts = ask(
+      await p.text({ message: "File extensions that trigger a rebuild (comma-separated; empty: all)", initialValue: d.includeExt.join(", "), placeholder: "all" }),
+    );
+    const excludes = ask(
+      await p.text({ message: "Paths to ignore (globs, comma-separated)", initialValue: d.exclude.join(", "), placeholder: "none" }),
+    );
+    const listen = ask(
+      await p.text({
+        message: "Listen address (host:port or unix:path; empty: no socket)",
+        initialValue: d.listen ?? "",
+        placeholder: "no socket",
+        validate: checkAddress,
+      }),
+    ).trim();
+    let devStrategy: DevStrategy = "none";
+    if (listen) {
+      devStrategy = ask(
+        await p.select({
+          message: "hr dev strategy",
+          options: DEV_OPTIONS,
+          initialValue: d.devStrategy === "none" ? "fd" : d.devStrategy,
+        }),
+      );
+    } else {
+      p.log.info('No socket: hr dev strategy "none".');
+    }
+    const workers = ask(await p.text({ message: "hr serve: workers per generation", initialValue: String(d.workers), validate: checkWorkers }));
+    const readyType = ask(await p.select({ message: "hr serve: how a new worker signals ready", options: READY_OPTIONS, initialValue: d.readyType }));
+    let readyPattern: string | undefined;
+    if (readyType === "log") {
+      readyPattern = ask(
+        await p.text({
+          message: "Ready when a line matches (regex)",
+          initialValue: "listening",
+          validate: (v) => {
+            try {
+              new RegExp(v ?? "");
+              return (v ?? "").trim() ? undefined : "a pattern is required";
+            } catch (error) {
+              return `not a regular expression: ${(error as Error).message}`;
+            }
+          },
+        }),
+      );
+    }
+
+    const answers: Answers = {
+      ...d,
+      build: build.trim() ? simpleCommand(build) : undefined,
+      run: simpleCommand(run),
+      includeExt: splitList(exts).map((e) => e.replace(/^\*?\./, "")),
+      exclude: splitList(excludes),
+      listen: listen || null,
+      devStrategy,
+      workers: Number(workers.trim()),
+      readyType,
+    };
+    const input = toConfigInput(answers);
+    if (readyPattern !== undefined) input.serve = { ...input.serve, ready: { type: "log", pattern: readyPattern } };
+    let text: string;
+    try {
+      text = renderConfig(input, detection, { file: shown });
+    } catch (error) {
+      p.log.error((error as Error).message);
+      p.cancel("Nothing written.");
+      return 1;
+    }
+    const summary = text
+      .split("\n")
+      .filter((line) => line.trim() && !line.trimStart().startsWith("#"))
+      .join("\n");
+    p.note(summary, `${shown} (comments omitted here)`);
+    const write = ask(await p.confirm({ message: `Write ${shown}?`, initialValue: true }));
+    if (!write) {
+      p.cancel("Nothing written.");
+      return 1;
+    }
+    writeAtomic(opts.file, text);
+    p.outro(`Wrote ${opts.file}. Next: run \`hr dev\``);
+    return 0;
+  } catch (error) {
+    if (error instanceof Cancelled) {
+      p.cancel(CANCELLED);
+      return 130;
+    }
+    throw error;
+  }
+}
