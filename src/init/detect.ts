@@ -123,7 +123,7 @@ interface PackageJson {
   devDependencies?: Record<string, string>;
 }
 
-const WATCHERS = /\b(--watch|--hot|nodemon|tsx watch|ts-node-dev|node-dev|vite|next dev|concurrently)\b/;
+const WATCHERS = /(^|\s)--(watch|hot)\b|\b(nodemon|tsx watch|ts-node-dev|node-dev|vite|next dev|concurrently)\b/;
 
 function detectJs(dir: string, reasons: string[]): Proposal | undefined {
   const text = read(dir, "package.json");

@@ -208,10 +208,9 @@ export async function initInteractive(opts: InitOptions): Promise<number> {
       p.cancel("Nothing written.");
       return 1;
     }
-    const summary = text
-      .split("\n")
-      .filter((line) => line.trim() && !line.trimStart().startsWith("#"))
-      .join("\n");
+    const kept = text.split("\n").filter((line) => line.trim() && !line.trimStart().startsWith("#"));
+    // Drop headers of tables left at their defaults (e.g. [log]).
+    const summary = kept.filter((line, i) => !(line.startsWith("[") && (i + 1 === kept.length || kept[i + 1]!.startsWith("[")))).join("\n");
     p.note(summary, `${shown} (comments omitted here)`);
     const write = ask(await p.confirm({ message: `Write ${shown}?`, initialValue: true }));
     if (!write) {
