@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, spyOn, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -202,6 +202,24 @@ describe("native watcher", () => {
     if (before !== null && after !== null) expect(after - before).toBe(4);
   });
 
+  test("1k-dir tree with a 500-dir node_modules: only source dirs are watched", async () => {
+    const root = tmp();
+    for (let a = 0; a < 20; a++) for (let b = 0; b < 25; b++) write(root, `src/a${a}/b${b}/m.go`);
+    for (let p = 0; p < 100; p++) for (let q = 0; q < 5; q++) write(root, `node_modules/p${p}/l${q}/i.js`);
+    const before = inotifyWatches();
+    const t0 = performance.now();
+    const { w, c } = await start(root);
+    const setupMs = performance.now() - t0;
+    // root + src + 20 + 500
+    expect(w.watchedDirs).toBe(522);
+    const after = inotifyWatches();
+    if (before !== null && after !== null) expect(after - before).toBe(522);
+    expect(setupMs).toBeLessThan(3000); // generous; ~40 ms on a 2-core box
+    write(root, "node_modules/p1/l1/i.js", "changed");
+    write(root, "src/a19/b24/m.go", "changed");
+    expect(await c.settle()).toEqual([{ paths: ["src/a19/b24/m.go"] }]);
+  });
+
   test("2,000 writes → exactly one batch", async () => {
     const root = tmp();
     fs.mkdirSync(path.join(root, "gen"));
@@ -345,6 +363,27 @@ describe("poll watcher", () => {
 });
 
 describe("WatchLimitError", () => {
+  test("ENOSPC from fs.watch rejects watch() with the fix and leaks no watches", async () => {
+    const root = tmp();
+    for (let i = 0; i < 10; i++) write(root, `d${i}/a.go`);
+    const before = inotifyWatches();
+    const real = fs.watch;
+    let calls = 0;
+    const spy = spyOn(fs, "watch").mockImplementation(((...args: Parameters<typeof fs.watch>) => {
+      if (++calls > 5) throw Object.assign(new Error("ENOSPC: System limit for number of file watchers reached"), { code: "ENOSPC" });
+      return real(...args);
+    }) as typeof fs.watch);
+    try {
+      const p = watch({ root, paths: ["."], includeExt: [], include: [], exclude: [], gitignore: false, debounceMs: 50 }, () => {});
+      await expect(p).rejects.toBeInstanceOf(WatchLimitError);
+      await expect(p).rejects.toThrow(/inotify watch limit reached .* while watching 6 directories: raise it with `sudo sysctl fs.inotify.max_user_watches=524288`/);
+    } finally {
+      spy.mockRestore();
+    }
+    const after = inotifyWatches();
+    if (before !== null && after !== null) expect(after).toBe(before);
+  });
+
   test("ENOSPC message names the sysctl, its current value and the alternatives", () => {
     const e = watchLimitError("ENOSPC", 8193);
     expect(e).toBeInstanceOf(WatchLimitError);
