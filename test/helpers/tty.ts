@@ -4,6 +4,8 @@
  * out with capture-pane. Always call close() (afterEach/finally).
  */
 import { spawnSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 
 export const TMUX = "/usr/bin/tmux";
 
@@ -85,5 +87,7 @@ export class Tty {
     if (this.closed) return;
     this.closed = true;
     spawnSync(TMUX, ["-L", this.socket, "kill-server"], { stdio: "ignore" });
+    // tmux leaves the socket file behind after kill-server.
+    rmSync(join(process.env.TMUX_TMPDIR || "/tmp", `tmux-${process.getuid?.() ?? 0}`, this.socket), { force: true });
   }
 }
