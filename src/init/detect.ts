@@ -28,6 +28,8 @@ export interface Detection {
   devStrategy: DevStrategy;
   serveStrategy: ServeStrategy;
   readyType: ReadyType;
+  /** For readyType "log": the line that means ready. */
+  readyPattern?: string;
   /** Why: one line per finding, e.g. "go.mod requires github.com/gin-gonic/gin". */
   reasons: string[];
 }
@@ -243,13 +245,21 @@ function detectPython(dir: string, reasons: string[]): Proposal | undefined {
   };
   const bin = (name: string) => (py === "python3" ? name : `.venv/bin/${name}`);
   if (named("gunicorn")) {
-    reasons.push(`${where("gunicorn")} names gunicorn → gunicorn adopts the socket itself (LISTEN_FDS)`);
-    return { ...base, label: "Python (gunicorn)", run: [bin("gunicorn"), `${module}:app`], devStrategy: "fd", serveStrategy: "fd", readyType: "notify" };
+    reasons.push(`${where("gunicorn")} names gunicorn → gunicorn adopts the socket itself (LISTEN_FDS); ready when it boots a worker`);
+    return { ...base, label: "Python (gunicorn)", run: [bin("gunicorn"), `${module}:app`], devStrategy: "fd", serveStrategy: "fd", readyType: "log", readyPattern: "Booting worker" };
   }
   if (named("uvicorn") || named("fastapi")) {
     const which = named("fastapi") ? "fastapi" : "uvicorn";
-    reasons.push(`${where(which)} names ${which} → uvicorn --fd 3`);
-    return { ...base, label: which === "fastapi" ? "Python (FastAPI)" : "Python (uvicorn)", run: [bin("uvicorn"), "--fd", "3", `${module}:app`], devStrategy: "fd", serveStrategy: "fd", readyType: "notify" };
+    reasons.push(`${where(which)} names ${which} → uvicorn --fd 3, ready at "Application startup complete"`);
+    return {
+      ...base,
+      label: which === "fastapi" ? "Python (FastAPI)" : "Python (uvicorn)",
+      run: [bin("uvicorn"), "--fd", "3", `${module}:app`],
+      devStrategy: "fd",
+      serveStrategy: "fd",
+      readyType: "log",
+      readyPattern: "Application startup complete",
+    };
   }
   if (named("django") || has(dir, "manage.py")) {
     reasons.push(`${named("django") ? `${where("django")} names django` : "manage.py found"} → runserver on $PORT behind hr's proxy`);
@@ -422,6 +432,7 @@ export interface Answers {
   serveStrategy: ServeStrategy;
   workers: number;
   readyType: ReadyType;
+  readyPattern?: string;
 }
 
 export function defaultAnswers(d: Detection): Answers {
@@ -435,6 +446,7 @@ export function defaultAnswers(d: Detection): Answers {
     serveStrategy: d.serveStrategy,
     workers: 1,
     readyType: d.readyType,
+    readyPattern: d.readyPattern,
   };
 }
 
@@ -447,6 +459,10 @@ export function toConfigInput(a: Answers): ConfigInput {
     watch: { include_ext: a.includeExt, exclude: a.exclude },
     listen: a.listen ? [{ name: "http", address: a.listen }] : [],
     dev: { strategy: devStrategy },
-    serve: { strategy: a.serveStrategy, workers: a.workers, ready: { type: a.readyType } },
+    serve: {
+      strategy: a.serveStrategy,
+      workers: a.workers,
+      ready: a.readyType === "log" ? { type: "log", pattern: a.readyPattern ?? "listening" } : { type: a.readyType },
+    },
   };
 }

@@ -49,6 +49,16 @@ export function checkWorkers(text: string | undefined): string | undefined {
   return /^[1-9]\d{0,3}$/.test(value) ? undefined : "expected a whole number ≥ 1";
 }
 
+export function checkPattern(text: string | undefined): string | undefined {
+  if (!(text ?? "").trim()) return "a pattern is required";
+  try {
+    new RegExp(text ?? "");
+    return undefined;
+  } catch (error) {
+    return `not a regular expression: ${(error as Error).message}`;
+  }
+}
+
 export interface InitOptions {
   dir: string;
   /** Absolute path of the file to write. */
@@ -174,15 +184,8 @@ export async function initInteractive(opts: InitOptions): Promise<number> {
       readyPattern = ask(
         await p.text({
           message: "Ready when a line matches (regex)",
-          initialValue: "listening",
-          validate: (v) => {
-            try {
-              new RegExp(v ?? "");
-              return (v ?? "").trim() ? undefined : "a pattern is required";
-            } catch (error) {
-              return `not a regular expression: ${(error as Error).message}`;
-            }
-          },
+          initialValue: d.readyPattern ?? "listening",
+          validate: checkPattern,
         }),
       );
     }
@@ -197,9 +200,9 @@ export async function initInteractive(opts: InitOptions): Promise<number> {
       devStrategy,
       workers: Number(workers.trim()),
       readyType,
+      readyPattern,
     };
     const input = toConfigInput(answers);
-    if (readyPattern !== undefined) input.serve = { ...input.serve, ready: { type: "log", pattern: readyPattern } };
     let text: string;
     try {
       text = renderConfig(input, detection, { file: shown });

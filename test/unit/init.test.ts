@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { validate } from "../../src/config/load.ts";
 import { defaultAnswers, detectProject, simpleCommand, toConfigInput, type Detection } from "../../src/init/detect.ts";
 import { ADOPT_SNIPPETS, assertRoundTrip, renderConfig } from "../../src/init/render.ts";
-import { checkAddress, checkWorkers, showCommand, writeAtomic } from "../../src/init/wizard.ts";
+import { checkAddress, checkPattern, checkWorkers, showCommand, writeAtomic } from "../../src/init/wizard.ts";
 import { BuildSection, ServeSection, WatchSection } from "../../src/config/schema.ts";
 
 const dirs: string[] = [];
@@ -155,7 +155,9 @@ describe("detectProject", () => {
     );
     expect(d.label).toBe("Python (FastAPI)");
     expect(d.run).toEqual(["uvicorn", "--fd", "3", "main:app"]);
-    renderDetected(d);
+    expect(d.readyType).toBe("log");
+    const { config } = renderDetected(d);
+    expect(config.serve.ready).toMatchObject({ type: "log", pattern: "Application startup complete" });
   });
 
   test("Python: django runs behind the proxy on $PORT", () => {
@@ -273,6 +275,12 @@ describe("wizard helpers", () => {
     for (const ok of ["", "127.0.0.1:8080", ":8080", "*:80", "[::1]:8080", "localhost:3000", "unix:./app.sock", "unix:@abstract"])
       expect(checkAddress(ok)).toBeUndefined();
     for (const bad of ["8080", "127.0.0.1", "host:99999", "unix:", "http://x:80"]) expect(checkAddress(bad)).toBeString();
+  });
+
+  test("pattern check", () => {
+    expect(checkPattern("listening on \\d+")).toBeUndefined();
+    expect(checkPattern("")).toBeString();
+    expect(checkPattern("(")).toMatch(/not a regular expression/);
   });
 
   test("workers check", () => {

@@ -1,3 +1,4 @@
+import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { CommandSpec } from "../context.ts";
 import { DEFAULT_CONFIG_FILE } from "../../config/load.ts";
@@ -21,6 +22,10 @@ Examples:
   options: { yes: { type: "boolean", short: "y" }, force: { type: "boolean", short: "f" } },
   async run(ctx) {
     const dir = ctx.global.cwd;
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      ctx.log.error(`no such directory: ${dir}`);
+      return 1;
+    }
     const opts = { dir, file: resolve(dir, ctx.global.configFile ?? DEFAULT_CONFIG_FILE), force: Boolean(ctx.values.force) };
     if (ctx.values.yes) {
       return initNonInteractive(opts, { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) });
