@@ -1,10 +1,16 @@
 // Trailing debounce: fire `ms` after the LAST poke. Items poked in between are
 // collected into one set and handed over together.
+//
+// add() queues an item WITHOUT extending the quiet period (it only arms the
+// timer if none is running): used for events that are worth re-checking but
+// can never produce a change by themselves, e.g. a log file the app appends to
+// every few ms. Those must not starve real changes of their batch.
 
 export class Trailing<T> {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private items = new Set<T>();
   private closed = false;
+  private isHot = false;
 
   constructor(
     private readonly ms: number,
@@ -15,8 +21,21 @@ export class Trailing<T> {
   poke(...items: T[]): void {
     if (this.closed) return;
     for (const it of items) this.items.add(it);
+    this.isHot = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => this.flush(), Math.max(0, this.ms));
+  }
+
+  /** Queue items without restarting a running quiet period. */
+  add(...items: T[]): void {
+    if (this.closed) return;
+    for (const it of items) this.items.add(it);
+    if (!this.timer) this.timer = setTimeout(() => this.flush(), Math.max(0, this.ms));
+  }
+
+  /** Has poke() been called since the last fire? (a quiet period is running for real events) */
+  get hot(): boolean {
+    return this.isHot;
   }
 
   /** Is a fire scheduled (an event arrived and the quiet period is running)? */
@@ -26,6 +45,7 @@ export class Trailing<T> {
 
   private flush(): void {
     this.timer = null;
+    this.isHot = false;
     const items = this.items;
     this.items = new Set();
     this.fire(items);

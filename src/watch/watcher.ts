@@ -278,8 +278,18 @@ class NativeWatcher implements Watcher {
     if (isEditorTemp(name)) return;
     const rel = joinRel(dirRel, name);
     // Drop early what can be neither a watched dir nor an accepted file.
-    if (!(this.gi && name === ".gitignore") && !this.accepts(rel) && this.filter.ignoresDir(rel)) return;
-    this.trailing.poke(`${dirRel}\0${name}`);
+    const key = `${dirRel}\0${name}`;
+    if (!(this.gi && name === ".gitignore") && !this.accepts(rel)) {
+      if (this.filter.ignoresDir(rel)) return;
+      // A known file we don't care about (e.g. the app's own log): re-check it
+      // eventually (it may be replaced by a directory) but don't extend the
+      // quiet period, or a chatty file would postpone real batches forever.
+      if (entry.files.has(name) && !this.dirs.has(rel)) {
+        this.trailing.add(key);
+        return;
+      }
+    }
+    this.trailing.poke(key);
   }
 
   /** Walk and watch `rel` and its included subdirectories; report files if `report`. */
@@ -433,7 +443,8 @@ class NativeWatcher implements Watcher {
     }
     if (gitignoreChanged) await this.reconcile();
     if (this.closed) return;
-    if (!this.trailing.pending) this.emitter.emit(); // else: more events coming, keep collecting
+    // Real events arrived while resolving: their quiet period decides the batch.
+    if (!this.trailing.hot) this.emitter.emit();
   }
 
   /** Re-list a directory when the kernel did not name the entry (overflow). */

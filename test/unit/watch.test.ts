@@ -320,6 +320,23 @@ describe("native watcher", () => {
     expect(w.watchedDirs).toBe(2);
   });
 
+  test("a chatty ignored file (app log) does not starve real changes", async () => {
+    const root = tmp();
+    write(root, "app.log", "");
+    write(root, "main.go");
+    const { c } = await start(root, { includeExt: ["go"] });
+    const log = path.join(root, "app.log");
+    const timer = setInterval(() => fs.appendFileSync(log, "line\n"), 5);
+    try {
+      await sleep(100);
+      write(root, "main.go", "changed");
+      await c.waitFor((x) => x.batches.length > 0, 2000);
+      expect(c.batches).toEqual([{ paths: ["main.go"] }]);
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
   test("close stops events", async () => {
     const root = tmp();
     const { w, c } = await start(root);
