@@ -1,5 +1,6 @@
 import type { CommandSpec } from "../context.ts";
 import { override, runOverride } from "./flags.ts";
+import { runDev } from "../../dev/pipeline.ts";
 
 export const dev: CommandSpec = {
   name: "dev",
@@ -28,8 +29,7 @@ export const dev: CommandSpec = {
     override(flags, "dev.restart_on_crash", ctx.values["restart-on-crash"]);
     override(flags, "dev.clear_screen", ctx.values.clear);
     override(flags, "run.cmd", runOverride(ctx.positionals));
-    ctx.loadConfig(flags);
-    ctx.log.error("hr dev is not implemented yet");
-    return 1;
+    const loaded = ctx.loadConfig(flags);
+    return runDev({ config: loaded.config, root: loaded.root, log: ctx.log, env: ctx.env });
   },
 };

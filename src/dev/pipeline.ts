@@ -1,0 +1,410 @@
+/**
+ * hr dev: change → build ([build].pre, cmd, post) → stop old tree → start new app.
+ *
+ * - The last good app keeps serving while a build runs; it is stopped only after
+ *   the build succeeded, and the new app is started only once the old tree is gone.
+ * - A change during a build cancels it (its whole process group) and starts over.
+ * - A failed build prints its step and exit status (its output went to the terminal
+ *   as it ran) and keeps the last good app running.
+ * - The listening socket survives restarts (strategy fd: hr holds it and passes it at
+ *   fd 3; proxy: hr accepts and forwards to the app's private PORT), so requests made
+ *   during a restart wait instead of being refused.
+ *
+ * All decisions go through one loop (run()) reading one DevState; events (file
+ * batches, keys, crashes, signals) only record what happened and wake the loop.
+ */
+import type { Config } from "../config/schema.ts";
+import type { Logger } from "../log/logger.ts";
+import { formatMs } from "../config/duration.ts";
+import { describe as describeCommand, toArgv } from "../process/command.ts";
+import { killAllSync, spawnChild, SpawnError, type Child, type ExitInfo } from "../process/child.ts";
+import { openSockets, type SocketSet } from "../sockets/handoff.ts";
+import { watch, type Watcher } from "../watch/watcher.ts";
+import { BuildRun, buildSteps, describeStep, type BuildStep } from "./build.ts";
+import { DevProxy, freePort } from "./proxy.ts";
+import { backoffMs, resolveStrategy, type DevState, type DevStrategy, type Trigger } from "./state.ts";
+import { clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";
+
+export interface DevOptions {
+  config: Config;
+  /** Project directory (hr.toml's directory): cwd of builds and the app, root of the watch. */
+  root: string;
+  log: Logger;
+  env: Record<string, string | undefined>;
+  /** Read r/q commands from stdin (when it is a terminal or an open pipe). Default true. */
+  keys?: boolean;
+  /** Install SIGINT/SIGTERM/SIGHUP handlers. Default true. */
+  signals?: boolean;
+}
+
+/** HR_CHANGED_PATHS: newline-separated, root-relative; capped so the environment stays small. */
+export function changedPathsEnv(paths: readonly string[], maxBytes = 32 * 1024): string {
+  let out = "";
+  for (const p of paths) {
+    if (out.length + p.length + 1 > maxBytes) break;
+    out += out ? `\n${p}` : p;
+  }
+  return out;
+}
+
+export class DevSession {
+  readonly state: DevState = { phase: { kind: "idle" }, app: { status: "none" } };
+  readonly strategy: DevStrategy;
+  private readonly cfg: Config;
+  private readonly log: Logger;
+  private readonly steps: BuildStep[];
+  private sockets: SocketSet | null = null;
+  private proxy: DevProxy | null = null;
+  private watcher: Watcher | null = null;
+  private keys: Keys | null = null;
+
+  // What happened since the loop last looked (events only set these and wake it).
+  private dirty = false;
+  private manual = false;
+  private crashRestart = false;
+  private quitRequested = false;
+  private interrupts = 0;
+  /** Changed paths since the last app start (survive cancelled and failed builds). */
+  private changed = new Set<string>();
+  private wakeUp: (() => void) | null = null;
+
+  private gen = 0;
+  private consecutiveCrashes = 0;
+  /** Children hr is stopping on purpose (their exit is not a crash). */
+  private readonly stopping = new WeakSet<Child>();
+  private readonly cleanups: (() => void)[] = [];
+
+  constructor(private readonly opts: DevOptions) {
+    this.cfg = opts.config;
+    this.log = opts.log;
+    this.steps = buildSteps(this.cfg.build);
+    this.strategy = resolveStrategy(this.cfg.dev.strategy, this.cfg.listen.length);
+  }
+
+  // ------------------------------------------------------------------ events
+
+  /** A debounced batch of changed paths from the watcher. */
+  onChange(paths: string[]): void {
+    if (this.quitRequested || paths.length === 0) return;
+    for (const p of paths) this.changed.add(p);
+    this.dirty = true;
+    this.log.debug(`changed: ${paths.join(", ")}`);
+    this.cancelBuild("a file changed during the build");
+    this.wake();
+  }
+
+  /** r+Enter. */
+  requestRestart(): void {
+    if (this.quitRequested) return;
+    this.manual = true;
+    this.cancelBuild("restart requested");
+    this.wake();
+  }
+
+  /** q+Enter, SIGTERM, first Ctrl-C. */
+  requestQuit(why: string): void {
+    if (this.quitRequested) return;
+    this.quitRequested = true;
+    this.log.info(`${why}: stopping${this.state.app.status === "running" ? ` the app (${this.cfg.run.stop_signal}, up to ${formatMs(this.cfg.run.stop_timeout)})` : ""}`);
+    this.cancelBuild(null);
+    this.wake();
+  }
+
+  /** Second Ctrl-C: SIGKILL everything now. */
+  forceKill(): void {
+    this.quitRequested = true;
+    this.log.warn("killing everything now");
+    const { phase, app } = this.state;
+    if (phase.kind === "building") void phase.build.kill();
+    if (app.status === "running") void app.child.kill();
+    this.wake();
+  }
+
+  private cancelBuild(why: string | null): void {
+    const phase = this.state.phase;
+    if (phase.kind !== "building" || phase.build.isCancelled) return;
+    if (why) this.log.info(`${why}: cancelling it`);
+    void phase.build.cancel();
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  private hasWork(): boolean {
+    return this.quitRequested || this.dirty || this.manual || this.crashRestart;
+  }
+
+  private nextEvent(): Promise<void> {
+    if (this.hasWork()) return Promise.resolve();
+    return new Promise((resolve) => (this.wakeUp = resolve));
+  }
+
+  // ------------------------------------------------------------------ main loop
+
+  /** Runs until quit; resolves with hr's exit code. */
+  async run(): Promise<number> {
+    try {
+      await this.setup();
+    } catch (error) {
+      this.log.error((error as Error).message);
+      await this.teardown();
+      return 1;
+    }
+    this.dirty = true; // the first build + start
+    let first = true;
+    while (true) {
+      await this.nextEvent();
+      if (this.quitRequested) break;
+      if (this.dirty || this.manual) {
+        const trigger: Trigger = first ? "start" : this.manual && !this.dirty ? "manual" : "change";
+        first = false;
+        await this.cycle(trigger);
+      } else if (this.crashRestart) {
+        this.crashRestart = false;
+        await this.restart("crash", null);
+      }
+    }
+    await this.teardown();
+    return 0;
+  }
+
+  private async setup(): Promise<void> {
+    const { cfg, log } = this;
+    if (this.strategy === "proxy" && cfg.listen.length === 0)
+      throw new Error('dev.strategy = "proxy" needs a [[listen]] address for hr to accept on (the app gets a private PORT)');
+    if (this.strategy !== "none" && cfg.listen.length > 0) {
+      this.sockets = openSockets(cfg.listen, this.opts.root, this.opts.env);
+    }
+    if (this.strategy === "proxy") {
+      this.proxy = new DevProxy({ fds: this.sockets!.fds, log });
+      await this.proxy.start();
+    }
+    if (this.opts.signals !== false) this.installSignals();
+    this.watcher = await watch(
+      {
+        root: this.opts.root,
+        paths: cfg.watch.paths,
+        includeExt: cfg.watch.include_ext,
+        include: cfg.watch.include,
+        exclude: cfg.watch.exclude,
+        gitignore: cfg.watch.gitignore,
+        debounceMs: cfg.watch.debounce,
+        pollMs: cfg.watch.poll,
+        onError: (e) => log.warn(`watch: ${e.message}`),
+      },
+      (batch) => this.onChange(batch.paths),
+    );
+    if (this.opts.keys !== false) {
+      this.keys = readKeys((cmd) => (cmd === "restart" ? this.requestRestart() : this.requestQuit("q")));
+    }
+    const where = this.sockets ? ` on ${this.sockets.describe()}` : "";
+    const keys = this.keys ? " · r+Enter restarts, q+Enter quits" : "";
+    log.info(
+      `dev: watching ${this.watcher.watchedDirs} ${this.watcher.mode === "poll" ? `dirs (poll every ${formatMs(cfg.watch.poll ?? 0)})` : "dirs"} · strategy ${this.strategy}${where}${keys}`,
+      { event: "watching", dirs: this.watcher.watchedDirs, mode: this.watcher.mode, strategy: this.strategy, listen: this.sockets?.describe() },
+    );
+  }
+
+  private installSignals(): void {
+    const onSignal = (sig: string) => () => {
+      this.interrupts++;
+      if (this.interrupts === 1) this.requestQuit(sig === "SIGINT" ? "Ctrl-C (again to kill at once)" : sig);
+      else this.forceKill();
+    };
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      const handler = onSignal(sig);
+      process.on(sig, handler);
+      this.cleanups.push(() => process.off(sig, handler));
+    }
+    const onExit = () => killAllSync();
+    process.on("exit", onExit);
+    this.cleanups.push(() => process.off("exit", onExit));
+  }
+
+  /** Build, then (on success) replace the app. */
+  private async cycle(trigger: Trigger): Promise<void> {
+    this.dirty = false;
+    this.manual = false;
+    this.crashRestart = false;
+    if (this.state.phase.kind === "backoff") clearTimeout(this.state.phase.timer);
+    this.state.phase = { kind: "idle" };
+    if (this.cfg.dev.clear_screen && trigger !== "start") clearScreen();
+
+    let buildMs: number | null = null;
+    if (this.steps.length > 0) {
+      const paths = [...this.changed].sort();
+      const build = new BuildRun({
+        steps: this.steps,
+        cwd: this.opts.root,
+        env: { ...this.opts.env, ...this.cfg.build.env, HR_CHANGED_PATHS: changedPathsEnv(paths) },
+      });
+      this.state.phase = { kind: "building", build, trigger };
+      this.log.debug(`building (${this.steps.map(describeStep).join(" → ")})`);
+      const result = await build.result;
+      this.state.phase = { kind: "idle" };
+      switch (result.kind) {
+        case "cancelled":
+          return; // the loop starts over: the change (or quit) that cancelled it is pending
+        case "failed":
+        case "error": {
+          const what = result.kind === "failed" ? result.exit.describe() : result.message;
+          this.log.error(`${describeStep(result.step)} failed (${what}) after ${formatMs(result.ms)}; ${this.keeping()}`, {
+            event: "build_failed",
+            step: result.step.name,
+            code: result.kind === "failed" ? result.exit.code : null,
+            signal: result.kind === "failed" ? result.exit.signal : null,
+          });
+          return;
+        }
+        case "ok":
+          buildMs = result.ms;
+      }
+      if (this.quitRequested) return;
+      if (this.dirty) {
+        // A change landed right as the build finished: build again before restarting.
+        return;
+      }
+    }
+    await this.restart(trigger, buildMs);
+  }
+
+  private keeping(): string {
+    const app = this.state.app;
+    if (app.status === "running") return `gen ${app.gen} (pid ${app.child.pid}) keeps running; waiting for changes`;
+    return "no app running; waiting for changes";
+  }
+
+  /** Stop the old tree (all of it), then start the new app. */
+  private async restart(trigger: Trigger, buildMs: number | null): Promise<void> {
+    this.state.phase = { kind: "restarting", trigger };
+    const t0 = performance.now();
+    await this.stopApp();
+    if (this.quitRequested) {
+      this.state.phase = { kind: "idle" };
+      return;
+    }
+    const paths = [...this.changed].sort();
+    this.changed.clear();
+    const app = this.startApp(paths);
+    const restartMs = performance.now() - t0;
+    this.state.phase = { kind: "idle" };
+    if (!app) return;
+    if (trigger !== "crash") this.consecutiveCrashes = 0;
+    const c = this.log.colors;
+    const parts: string[] = [];
+    if (trigger === "change") parts.push(describeChanges(paths));
+    else if (trigger === "manual") parts.push("manual restart");
+    else if (trigger === "crash") parts.push("after crash");
+    if (buildMs !== null) parts.push(`built in ${formatMs(buildMs)}`);
+    parts.push(`${trigger === "start" ? "started" : "restarted"} in ${formatMs(restartMs)}`);
+    this.log.info(`${parts.join(" · ")} ${c.dim(`→ gen ${app.gen}, pid ${app.child.pid}`)}`, {
+      event: trigger === "start" ? "started" : "restarted",
+      trigger,
+      gen: app.gen,
+      pid: app.child.pid,
+      paths: paths.slice(0, 100),
+      changed: paths.length,
+      buildMs: buildMs === null ? null : Math.round(buildMs),
+      restartMs: Math.round(restartMs),
+    });
+  }
+
+  private async stopApp(): Promise<void> {
+    const app = this.state.app;
+    this.proxy?.setTarget(null); // new connections wait for the next app
+    if (app.status === "running") {
+      this.stopping.add(app.child);
+      const exit = await app.child.stop({ signal: this.cfg.run.stop_signal, timeoutMs: this.cfg.run.stop_timeout });
+      this.log.debug(`gen ${app.gen} (pid ${app.child.pid}) stopped: ${exit.describe()}`);
+    } else if (app.status === "crashed") {
+      await app.child.stop({ signal: "SIGKILL", timeoutMs: 0 }); // sweep what it left in its group
+    }
+    this.state.app = { status: "none" };
+  }
+
+  private startApp(paths: string[]): (App & { status: "running" }) | null {
+    const gen = ++this.gen;
+    let argv = toArgv(this.cfg.run.cmd);
+    const env: Record<string, string | undefined> = {
+      ...this.opts.env,
+      ...this.cfg.run.env,
+      HR_GENERATION: String(gen),
+      HR_CHANGED_PATHS: changedPathsEnv(paths),
+    };
+    let extraFds: number[] = [];
+    let port: number | undefined;
+    if (this.strategy === "fd" && this.sockets) {
+      Object.assign(env, this.sockets.appEnv());
+      argv = this.sockets.wrapArgv(argv);
+      extraFds = this.sockets.fds;
+    } else if (this.strategy === "proxy") {
+      port = freePort();
+      env.PORT = String(port);
+    }
+    let child: Child;
+    try {
+      child = spawnChild({ argv, cwd: this.opts.root, env, extraFds, stdin: "ignore", dieWithParent: true });
+    } catch (error) {
+      const msg = error instanceof SpawnError ? error.message : (error as Error).message;
+      this.log.error(`run \`${describeCommand(this.cfg.run.cmd)}\`: ${msg}; waiting for changes`, { event: "spawn_failed" });
+      return null;
+    }
+    const app = { status: "running" as const, child, gen, startedAt: performance.now(), port };
+    this.state.app = app;
+    void child.exited.then((exit) => this.onExit(child, exit));
+    if (port !== undefined) this.proxy?.setTarget(port);
+    return app;
+  }
+
+  private onExit(child: Child, exit: ExitInfo): void {
+    const app = this.state.app;
+    if (app.status !== "running" || app.child !== child || this.stopping.has(child)) return;
+    const ranMs = performance.now() - app.startedAt;
+    this.state.app = { status: "crashed", child, gen: app.gen, exit, ranMs };
+    this.proxy?.setTarget(null);
+    const fields = { event: "crashed", gen: app.gen, pid: child.pid, code: exit.code, signal: exit.signal };
+    const what = `app ${exit.describe()} (gen ${app.gen}, pid ${child.pid}, after ${formatMs(ranMs)})`;
+    if (this.quitRequested) return;
+    if (!this.cfg.dev.restart_on_crash) {
+      this.log.error(`${what}; restarting on the next change${this.keys ? " or r+Enter" : ""}`, fields);
+      return;
+    }
+    this.consecutiveCrashes = ranMs > 10_000 ? 1 : this.consecutiveCrashes + 1;
+    const delayMs = backoffMs(this.consecutiveCrashes);
+    this.log.error(`${what}; restarting in ${formatMs(delayMs)}`, fields);
+    if (this.state.phase.kind !== "idle") {
+      // A build or restart is already under way; it will start a fresh app.
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (this.state.phase.kind === "backoff") this.state.phase = { kind: "idle" };
+      this.crashRestart = true;
+      this.wake();
+    }, delayMs);
+    this.state.phase = { kind: "backoff", delayMs, timer };
+  }
+
+  private async teardown(): Promise<void> {
+    const phase = this.state.phase;
+    if (phase.kind === "backoff") clearTimeout(phase.timer);
+    this.state.phase = { kind: "quitting" };
+    this.watcher?.close();
+    this.keys?.close();
+    if (phase.kind === "building") await phase.build.cancel();
+    await this.stopApp();
+    this.proxy?.close();
+    this.sockets?.close();
+    for (const c of this.cleanups.splice(0)) c();
+    this.log.info("stopped", { event: "stopped" });
+  }
+}
+
+type App = DevState["app"];
+
+/** Entry point for `hr dev`. */
+export function runDev(opts: DevOptions): Promise<number> {
+  return new DevSession(opts).run();
+}

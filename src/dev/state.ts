@@ -1,0 +1,45 @@
+/**
+ * The state of an `hr dev` session, as one explicit value rather than scattered
+ * booleans: what hr is doing (phase) and what the app is (app). The two are
+ * independent on purpose — the last good app keeps running while a build runs.
+ */
+import type { Child, ExitInfo } from "../process/child.ts";
+import type { BuildRun } from "./build.ts";
+
+export type DevStrategy = "fd" | "proxy" | "none";
+
+export type App =
+  /** Nothing started yet, the first build failed, or the command could not be spawned. */
+  | { status: "none" }
+  | { status: "running"; child: Child; gen: number; startedAt: number; port?: number }
+  /** Exited on its own (any exit code or signal); leftovers of its group are swept before the next start. */
+  | { status: "crashed"; child: Child; gen: number; exit: ExitInfo; ranMs: number };
+
+export type Trigger = "start" | "change" | "manual" | "crash";
+
+export type Phase =
+  /** Waiting for a change, a key or a crash-restart timer. */
+  | { kind: "idle" }
+  /** A build is running; the app (if any) keeps serving. A change cancels it. */
+  | { kind: "building"; build: BuildRun; trigger: Trigger }
+  /** Build succeeded (or none): stopping the old tree, then starting the new one. */
+  | { kind: "restarting"; trigger: Trigger }
+  /** Crashed with dev.restart_on_crash: waiting out the backoff. */
+  | { kind: "backoff"; delayMs: number; timer: ReturnType<typeof setTimeout> }
+  /** Ctrl-C, SIGTERM or q: stopping everything. */
+  | { kind: "quitting" };
+
+export interface DevState {
+  phase: Phase;
+  app: App;
+}
+
+/** Crash-restart delay: 500 ms, doubling per consecutive crash, capped at 30 s. */
+export function backoffMs(consecutiveCrashes: number, firstMs = 500, maxMs = 30_000): number {
+  return Math.min(maxMs, firstMs * 2 ** Math.max(0, consecutiveCrashes - 1));
+}
+
+/** The strategy in effect: dev.strategy, else "fd" when [[listen]] is set, else "none". */
+export function resolveStrategy(strategy: DevStrategy | undefined, listenCount: number): DevStrategy {
+  return strategy ?? (listenCount > 0 ? "fd" : "none");
+}
