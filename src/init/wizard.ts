@@ -8,6 +8,8 @@ import { basename, dirname, join } from "node:path";
 import type { Command } from "../config/schema.ts";
 import { defaultAnswers, detectProject, simpleCommand, toConfigInput, type Answers, type Detection, type DevStrategy, type ReadyType } from "./detect.ts";
 import { renderConfig } from "./render.ts";
+import { describe } from "../process/command.ts";
+import { parseListenAddress } from "../sockets/address.ts";
 
 export const CANCELLED = "Cancelled; nothing written.";
 
@@ -25,23 +27,21 @@ export function writeAtomic(file: string, text: string): void {
 
 /** A command as the user would type it; simpleCommand() reads it back. */
 export function showCommand(cmd: Command | undefined): string {
-  if (cmd === undefined) return "";
-  if (typeof cmd === "string") return cmd;
-  return cmd.map((arg) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`)).join(" ");
+  return cmd === undefined ? "" : describe(cmd);
 }
 
 export const splitList = (text: string) => text.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
 
-/** undefined when `text` looks like a listen address (or is empty: no socket), else the problem. */
+/** undefined when `text` is a listen address hr can bind (or is empty: no socket), else the problem. */
 export function checkAddress(text: string | undefined): string | undefined {
   const value = (text ?? "").trim();
   if (value === "") return undefined;
-  if (/^unix:.+/.test(value)) return undefined;
-  const m = value.match(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.*-]*):(\d{1,5})$/);
-  if (!m) return 'expected host:port (e.g. "127.0.0.1:8080", ":8080", "[::1]:8080") or unix:path; empty for no socket';
-  const port = Number(m[2]);
-  if (port > 65535) return `port ${port} is out of range (0-65535)`;
-  return undefined;
+  try {
+    parseListenAddress(value);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message.replace(/^address: /, "");
+  }
 }
 
 export function checkWorkers(text: string | undefined): string | undefined {
