@@ -2,7 +2,7 @@ import { afterEach, describe, expect, spyOn, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { watch, watchLimitError, WatchLimitError, type ChangeBatch, type WatchOptions, type Watcher } from "../../src/watch/watcher.ts";
+import { fsTypeFromMountinfo, noEventFilesystem, watch, watchLimitError, WatchLimitError, type ChangeBatch, type WatchOptions, type Watcher } from "../../src/watch/watcher.ts";
 
 const QUIET = 300;
 const TIMEOUT = 5000;
@@ -420,5 +420,26 @@ describe("WatchLimitError", () => {
     expect(e.code).toBe("EMFILE");
     expect(e.message).toContain("fs.inotify.max_user_instances=");
     expect(e.message).toContain("ulimit -n");
+  });
+});
+
+describe("network filesystem detection", () => {
+  const info = [
+    "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw",
+    "40 27 0:50 / /mnt/share rw,relatime - nfs4 srv:/export rw",
+    "41 27 0:51 / /mnt/c rw,relatime - 9p drvfs rw",
+    "42 40 0:52 / /mnt/share/local rw,relatime - ext4 /dev/vdb rw",
+    "43 27 0:53 / /mnt/with\\040space rw - cifs //h/s rw",
+  ].join("\n");
+  test("longest mount point prefix wins", () => {
+    expect(fsTypeFromMountinfo(info, "/home/u/app")).toBe("ext4");
+    expect(fsTypeFromMountinfo(info, "/mnt/share/app")).toBe("nfs4");
+    expect(fsTypeFromMountinfo(info, "/mnt/shared")).toBe("ext4");
+    expect(fsTypeFromMountinfo(info, "/mnt/share/local/app")).toBe("ext4");
+    expect(fsTypeFromMountinfo(info, "/mnt/c/Users/x")).toBe("9p");
+    expect(fsTypeFromMountinfo(info, "/mnt/with space/p")).toBe("cifs");
+  });
+  test("a local temp dir is not a no-event filesystem", () => {
+    expect(noEventFilesystem(os.tmpdir())).toBeNull();
   });
 });
