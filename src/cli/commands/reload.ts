@@ -1,4 +1,5 @@
 import type { CommandSpec } from "../context.ts";
+import { controlRequest } from "./status.ts";
 
 export const reload: CommandSpec = {
   name: "reload",
@@ -9,7 +10,19 @@ export const reload: CommandSpec = {
       --json       print the result as JSON`,
   options: { wait: { type: "boolean" }, json: { type: "boolean" } },
   async run(ctx) {
-    ctx.log.error("hr reload is not implemented yet");
-    return 1;
+    const wait = Boolean(ctx.values.wait);
+    const res = await controlRequest(ctx, { cmd: "reload", wait }, wait ? 0 : 10_000);
+    if (!res) return 1;
+    if (ctx.values.json) process.stdout.write(`${JSON.stringify(res)}\n`);
+    if (!res.ok) {
+      const out = res.reload?.output?.length ? `\nlast output:\n${res.reload.output.map((l) => `  | ${l}`).join("\n")}` : "";
+      if (!ctx.values.json) process.stderr.write(`hr: reload failed: ${res.error}${out}\n`);
+      return 1;
+    }
+    if (!ctx.values.json && "queued" in res) {
+      const r = res.reload;
+      process.stdout.write(r ? `gen${r.generation} is live (reload #${r.id} took ${r.durationMs} ms)\n` : `reload ${res.queued ? "queued" : "started"}\n`);
+    }
+    return 0;
   },
 };

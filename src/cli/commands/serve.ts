@@ -1,5 +1,6 @@
 import type { CommandSpec } from "../context.ts";
 import { intFlag, override, runOverride } from "./flags.ts";
+import { Master } from "../../serve/master.ts";
 
 export const serve: CommandSpec = {
   name: "serve",
@@ -27,8 +28,7 @@ Reload with SIGHUP or \`hr reload\`; stop with SIGTERM or Ctrl-C.`,
     override(flags, "serve.drain_timeout", ctx.values["drain-timeout"]);
     override(flags, "serve.ready.timeout", ctx.values["ready-timeout"]);
     override(flags, "run.cmd", runOverride(ctx.positionals));
-    ctx.loadConfig(flags);
-    ctx.log.error("hr serve is not implemented yet");
-    return 1;
+    const loaded = ctx.loadConfig(flags);
+    return new Master({ config: loaded.config, root: loaded.root, configFile: loaded.file, log: ctx.log, env: ctx.env }).run();
   },
 };

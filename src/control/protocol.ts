@@ -1,0 +1,65 @@
+/**
+ * Control protocol between `hr status` / `hr reload` and a running `hr serve`:
+ * over the project's unix socket, the client writes ONE JSON request line and
+ * reads ONE JSON response line, then the connection closes.
+ *
+ *   {"cmd":"status"}                 → {"ok":true,"status":{…ServeStatus}}
+ *   {"cmd":"reload"}                 → {"ok":true,"queued":false}          (accepted, not waited for)
+ *   {"cmd":"reload","wait":true}     → {"ok":true,"reload":{…ReloadRecord}} once ready,
+ *                                      {"ok":false,"error":"…","reload":{…}} on rollback
+ *   anything else                    → {"ok":false,"error":"…"}
+ */
+import type { GenerationStatus } from "../serve/generation.ts";
+
+export type Request = { cmd: "status" } | { cmd: "reload"; wait?: boolean; trigger?: string };
+
+export interface ReloadRecord {
+  /** 1-based reload counter of this master. */
+  id: number;
+  /** What asked for it: "SIGHUP", "hr reload", "watch: ./bin/app", … (coalesced requests are joined with ", "). */
+  trigger: string;
+  /** The generation it started (absent when the build failed). */
+  generation?: number;
+  startedAt: string;
+  durationMs?: number;
+  /** pending → running → ok | failed */
+  result: "pending" | "running" | "ok" | "failed";
+  error?: string;
+  /** The failing worker's (or build's) last output lines. */
+  output?: string[];
+}
+
+export interface ServeStatus {
+  pid: number;
+  project: string;
+  startedAt: string;
+  uptimeMs: number;
+  /** The live generation's number (null before the first one is ready). */
+  generation: number | null;
+  sockets: string;
+  state: "starting" | "serving" | "reloading" | "stopping";
+  /** Generations with processes (live, starting, draining, failing) plus the last few that ended. */
+  generations: GenerationStatus[];
+  /** Most recent last. */
+  reloads: ReloadRecord[];
+  reloadQueued: boolean;
+}
+
+export type Response =
+  | { ok: true; status: ServeStatus }
+  | { ok: true; queued: boolean; reload?: ReloadRecord }
+  | { ok: false; error: string; reload?: ReloadRecord };
+
+export function parseRequest(line: string): Request | { error: string } {
+  let data: unknown;
+  try {
+    data = JSON.parse(line);
+  } catch {
+    return { error: "request is not JSON" };
+  }
+  if (!data || typeof data !== "object") return { error: "request must be a JSON object" };
+  const o = data as Record<string, unknown>;
+  if (o.cmd === "status") return { cmd: "status" };
+  if (o.cmd === "reload") return { cmd: "reload", wait: o.wait === true, trigger: typeof o.trigger === "string" ? o.trigger.slice(0, 100) : undefined };
+  return { error: `unknown cmd ${JSON.stringify(o.cmd)}; expected "status" or "reload"` };
+}

@@ -1,0 +1,488 @@
+/**
+ * A generation: `serve.workers` processes of [run].cmd started together, sharing
+ * the master's listening sockets (fd 3, 4, …), replaced together on reload.
+ *
+ * State machine (one per generation, enforced by transition()):
+ *
+ *     starting ──all workers ready──▶ ready ──stop signal──▶ draining ──tree gone──▶ exited
+ *        │
+ *        └──a worker exits / not ready in time / spawn error / shutdown──▶ failed
+ *
+ * Invariants (the master relies on these; keep them true when changing this file):
+ *
+ *  1. A generation serves traffic only from the moment its first worker has
+ *     called accept() on the shared socket; hr cannot prevent that, so a
+ *     generation that goes `failed` may have accepted connections. Its workers
+ *     are therefore stopped like a draining generation (stop signal, wait up to
+ *     drain_timeout, then SIGKILL), never SIGKILLed straight away.
+ *  2. `ready` is reached only when EVERY worker passed its readiness probe. A
+ *     timeout, an exit before ready, or a spawn error is a failure; nothing ever
+ *     counts as success by default (unlike PM2's listen_timeout).
+ *  3. `draining` is entered only from `ready`, and only after the master has made
+ *     another generation live (or is shutting down): the master never signals the
+ *     old generation before the new one is ready.
+ *  4. Crashed workers are replaced (same generation number, new process, with
+ *     backoff) only while the generation is `ready`. In every other state an exit
+ *     is expected (starting: reported by the readiness wait; draining, failed: we
+ *     asked for it) and nothing is restarted.
+ *  5. `exited` and `failed` are terminal. `failed` generations still wind their
+ *     processes down in the background; `stopped` resolves when the tree is gone.
+ *  6. Every process a generation started is gone (whole process tree, via
+ *     Child.stop) before `stopped` resolves. Workers are spawned with
+ *     dieWithParent, so they also die if the master is SIGKILLed.
+ */
+import { join } from "node:path";
+import net from "node:net";
+import type { Config } from "../config/schema.ts";
+import type { Logger } from "../log/logger.ts";
+import { lines, spawnChild, type Child, type ExitInfo } from "../process/child.ts";
+import { toArgv } from "../process/command.ts";
+import type { SignalName } from "../process/signals.ts";
+import { needsPort, waitReady, type ReadyResult } from "../readiness/index.ts";
+import type { SocketSet } from "../sockets/handoff.ts";
+import { openNotifySocket, type NotifySocket } from "../sockets/notify.ts";
+
+// ---------------------------------------------------------------------------
+// The state machine
+
+export type GenerationState = "starting" | "ready" | "draining" | "exited" | "failed";
+
+export const TRANSITIONS: Readonly<Record<GenerationState, readonly GenerationState[]>> = {
+  starting: ["ready", "failed"],
+  ready: ["draining"],
+  draining: ["exited"],
+  exited: [],
+  failed: [],
+};
+
+export class IllegalTransition extends Error {
+  override name = "IllegalTransition";
+  constructor(readonly from: GenerationState, readonly to: GenerationState) {
+    super(`illegal generation transition ${from} → ${to} (allowed from ${from}: ${TRANSITIONS[from].join(", ") || "none, terminal"})`);
+  }
+}
+
+/** Returns `to` if from → to is legal, else throws IllegalTransition. */
+export function transition(from: GenerationState, to: GenerationState): GenerationState {
+  if (!TRANSITIONS[from].includes(to)) throw new IllegalTransition(from, to);
+  return to;
+}
+
+export function isTerminal(state: GenerationState): boolean {
+  return TRANSITIONS[state].length === 0;
+}
+
+// ---------------------------------------------------------------------------
+// Crash backoff (pure, unit-tested)
+
+export const MAX_BACKOFF_MS = 30_000;
+/** A worker that stayed up this long resets its backoff. */
+export const STABLE_AFTER_MS = 10_000;
+/** CRASH_LOOP_COUNT crashes within CRASH_LOOP_WINDOW_MS is reported as a crash loop. */
+export const CRASH_LOOP_COUNT = 5;
+export const CRASH_LOOP_WINDOW_MS = 60_000;
+
+/** Delay before the n-th consecutive replacement (n ≥ 1): base, 2·base, 4·base, … capped at 30 s. */
+export function backoffDelay(baseMs: number, consecutive: number): number {
+  return Math.min(MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, consecutive - 1));
+}
+
+/** Crashes in the window ending at `now` (timestamps in ms). */
+export function crashesInWindow(times: readonly number[], now: number, windowMs = CRASH_LOOP_WINDOW_MS): number {
+  return times.filter((t) => now - t <= windowMs).length;
+}
+
+// ---------------------------------------------------------------------------
+// Workers
+
+export type WorkerState = "starting" | "ready" | "backoff" | "stopping" | "exited";
+
+const OUTPUT_LINES = 20;
+
+interface WorkerSlot {
+  /** 1-based worker number (HR_WORKER). */
+  readonly index: number;
+  child?: Child;
+  state: WorkerState;
+  startedAt: number;
+  readyAt?: number;
+  /** Replacements after crashes. */
+  restarts: number;
+  /** Consecutive crashes without a stable run (drives backoff). */
+  consecutive: number;
+  crashTimes: number[];
+  lastExit?: string;
+  /** The worker's last output lines (stdout + stderr), for failure reports. */
+  output: string[];
+  lineSubs: Set<(line: string) => void>;
+  restartTimer?: ReturnType<typeof setTimeout>;
+  notify?: NotifySocket;
+}
+
+export interface WorkerStatus {
+  worker: number;
+  pid: number | null;
+  state: WorkerState;
+  uptimeMs: number | null;
+  restarts: number;
+  lastExit?: string;
+}
+
+export interface GenerationStatus {
+  generation: number;
+  state: GenerationState;
+  startedAt: string;
+  /** starting → ready (or → failed), ms. */
+  startMs?: number;
+  uptimeMs: number;
+  error?: string;
+  workers: WorkerStatus[];
+}
+
+export interface StartResult {
+  ok: boolean;
+  ms: number;
+  reason?: string;
+  /** The failing worker's last output lines. */
+  output?: string[];
+}
+
+export interface GenerationOptions {
+  number: number;
+  config: Config;
+  /** Project directory: the workers' cwd. */
+  root: string;
+  sockets: SocketSet;
+  /** Per-master private directory (mode 0700) for the workers' NOTIFY_SOCKETs. */
+  runtimeDir: string;
+  log: Logger;
+  /** Environment every worker starts from (hr's own, minus what it must not inherit). */
+  baseEnv: Record<string, string | undefined>;
+}
+
+let notifySeq = 0;
+
+export class Generation {
+  readonly number: number;
+  private _state: GenerationState = "starting";
+  private readonly slots: WorkerSlot[];
+  private readonly startedAt = Date.now();
+  private readyAt?: number;
+  private startMs?: number;
+  error?: string;
+  /** Aborted when the generation stops being `ready` (cancels pending replacements). */
+  private readonly life = new AbortController();
+  private stopPromise?: Promise<void>;
+  private drainPromise?: Promise<void>;
+  private readonly log: Logger;
+  private readonly cfg: Config;
+
+  constructor(private readonly opts: GenerationOptions) {
+    this.number = opts.number;
+    this.cfg = opts.config;
+    this.log = opts.log;
+    this.slots = Array.from({ length: opts.config.serve.workers }, (_, i) => ({
+      index: i + 1,
+      state: "starting" as WorkerState,
+      startedAt: Date.now(),
+      restarts: 0,
+      consecutive: 0,
+      crashTimes: [],
+      output: [],
+      lineSubs: new Set(),
+    }));
+  }
+
+  get state(): GenerationState {
+    return this._state;
+  }
+
+  get name(): string {
+    return `gen${this.number}`;
+  }
+
+  /** Pids of the workers currently running. */
+  pids(): number[] {
+    return this.slots.flatMap((s) => (s.child && !s.child.exitInfo ? [s.child.pid] : []));
+  }
+
+  private to(next: GenerationState, fields: Record<string, unknown> = {}, level: "info" | "warn" | "error" = "info", text?: string): void {
+    this._state = transition(this._state, next);
+    this.log.log(level, text ?? `${this.name} ${next}`, { event: "generation", generation: this.number, state: next, ...fields });
+  }
+
+  /**
+   * Starts every worker and waits until all are ready (→ ready) or one fails
+   * (→ failed; the others are cancelled and the whole generation is stopped in the
+   * background, see `stopped`). `signal` cancels the start (hr shutting down).
+   */
+  async start(signal?: AbortSignal): Promise<StartResult> {
+    const t0 = performance.now();
+    this.log.info(`${this.name} starting ${this.slots.length} worker${this.slots.length === 1 ? "" : "s"}`, {
+      event: "generation",
+      generation: this.number,
+      state: "starting",
+      workers: this.slots.length,
+    });
+    const ac = new AbortController();
+    const onOuter = () => ac.abort(new Error("hr is shutting down"));
+    signal?.addEventListener("abort", onOuter, { once: true });
+    if (signal?.aborted) onOuter();
+    let failure: { slot: WorkerSlot; result: Extract<ReadyResult, { ok: false }> } | undefined;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        const result = await this.launch(slot, ac.signal);
+        if (!result.ok && !failure && result.kind !== "aborted") {
+          failure = { slot, result };
+          ac.abort(new Error("another worker failed"));
+        }
+      }),
+    );
+    signal?.removeEventListener("abort", onOuter);
+    const ms = Math.round(performance.now() - t0);
+    this.startMs = ms;
+    if (!failure && !ac.signal.aborted) {
+      this.readyAt = Date.now();
+      this.to("ready", { durationMs: ms, pids: this.pids() }, "info", `${this.name} ready in ${ms} ms (pid${this.slots.length > 1 ? "s" : ""} ${this.pids().join(", ")})`);
+      return { ok: true, ms };
+    }
+    const reason = failure ? `${this.name}/w${failure.slot.index}: ${failure.result.reason}` : `${this.name}: start cancelled (hr is shutting down)`;
+    const output = failure ? [...failure.slot.output] : [];
+    this.error = reason;
+    const tail = output.length ? `\n  last output of ${this.name}/w${failure!.slot.index}:\n${output.map((l) => `    | ${l}`).join("\n")}` : "";
+    this.to("failed", { durationMs: ms, reason, output }, "error", `${this.name} failed after ${ms} ms: ${reason}${tail}`);
+    void this.stopAll();
+    return { ok: false, ms, reason, output };
+  }
+
+  /**
+   * ready → draining → exited: sends run.stop_signal to every worker's process
+   * group, waits up to serve.drain_timeout, then SIGKILLs what is left.
+   */
+  drain(): Promise<void> {
+    if (this._state === "ready") {
+      this.to("draining", { signal: this.cfg.run.stop_signal }, "info", `${this.name} draining (${this.cfg.run.stop_signal}, up to ${this.cfg.serve.drain_timeout} ms)`);
+      const t0 = performance.now();
+      this.drainPromise = this.stopAll().then(() => {
+        const ms = Math.round(performance.now() - t0);
+        this.to("exited", { durationMs: ms }, "info", `${this.name} exited (drained in ${ms} ms)`);
+      });
+    }
+    return this.stopped;
+  }
+
+  /** Resolves when every process of this generation is gone (after drain() or a failed start). */
+  get stopped(): Promise<void> {
+    return this.drainPromise ?? this.stopPromise ?? Promise.resolve();
+  }
+
+  /** SIGKILL everything now (second Ctrl-C). */
+  async kill(): Promise<void> {
+    this.life.abort();
+    await Promise.all(this.slots.map((s) => s.child?.kill()));
+  }
+
+  private stopAll(): Promise<void> {
+    if (this.stopPromise) return this.stopPromise;
+    this.life.abort(new Error(`${this.name} stopping`));
+    const sig = this.cfg.run.stop_signal as SignalName;
+    const timeoutMs = this.cfg.serve.drain_timeout;
+    this.stopPromise = Promise.all(
+      this.slots.map(async (slot) => {
+        clearTimeout(slot.restartTimer);
+        slot.restartTimer = undefined;
+        if (!slot.child) {
+          slot.state = "exited";
+          return;
+        }
+        if (!slot.child.exitInfo) slot.state = "stopping";
+        const info = await slot.child.stop({ signal: sig, timeoutMs });
+        slot.lastExit ??= info.describe();
+        slot.state = "exited";
+        slot.notify?.close();
+      }),
+    ).then(() => undefined);
+    return this.stopPromise;
+  }
+
+  /** Spawns one worker into `slot` and waits for it to be ready. Never throws. */
+  private async launch(slot: WorkerSlot, signal: AbortSignal): Promise<ReadyResult> {
+    const cfg = this.cfg;
+    const ready = cfg.serve.ready;
+    const source = `${this.name}/w${slot.index}`;
+    slot.notify?.close();
+    slot.notify = undefined;
+    slot.state = "starting";
+    slot.startedAt = Date.now();
+    slot.readyAt = undefined;
+    let child: Child;
+    let port: number | undefined;
+    const ipcSubs = new Set<(m: unknown) => void>();
+    try {
+      if (ready.type === "notify") {
+        slot.notify = openNotifySocket(join(this.opts.runtimeDir, `g${this.number}w${slot.index}.${++notifySeq}.sock`));
+      }
+      if (needsPort(ready.type)) port = ready.port ?? (await freePort());
+      const env: Record<string, string | undefined> = {
+        ...this.opts.baseEnv,
+        ...cfg.run.env,
+        ...this.opts.sockets.appEnv(),
+        HR_GENERATION: String(this.number),
+        HR_WORKER: String(slot.index),
+        HR_WORKERS: String(cfg.serve.workers),
+        NOTIFY_SOCKET: slot.notify?.path,
+        HR_HEALTH_PORT: port !== undefined ? String(port) : undefined,
+      };
+      child = spawnChild({
+        argv: this.opts.sockets.wrapArgv(toArgv(cfg.run.cmd)),
+        cwd: this.opts.root,
+        env,
+        extraFds: this.opts.sockets.fds,
+        stdout: "pipe",
+        stderr: "pipe",
+        dieWithParent: true,
+        ipc: ready.type === "ipc" ? (m) => ipcSubs.forEach((cb) => cb(m)) : undefined,
+      });
+    } catch (error) {
+      slot.notify?.close();
+      slot.notify = undefined;
+      slot.state = "exited";
+      const reason = `cannot start: ${(error as Error).message}`;
+      slot.lastExit = reason;
+      return { ok: false, ms: 0, kind: "probe", reason };
+    }
+    slot.child = child;
+    this.log.debug(`${source} spawned pid ${child.pid}`, { event: "worker", generation: this.number, worker: slot.index, pid: child.pid });
+    const pump = (stream: ReadableStream<Uint8Array> | undefined, name: "stdout" | "stderr") => {
+      if (!stream) return;
+      void lines(stream, (line) => {
+        slot.output.push(line);
+        if (slot.output.length > OUTPUT_LINES) slot.output.shift();
+        this.log.appLine(source, name, line);
+        for (const cb of slot.lineSubs) cb(line);
+      }).catch(() => {});
+    };
+    pump(child.stdout, "stdout");
+    pump(child.stderr, "stderr");
+    void child.exited.then((info) => this.onExit(slot, child, info));
+
+    const result = await waitReady({
+      config: ready,
+      exited: child.exited,
+      signal,
+      notify: slot.notify,
+      onIpc: (cb) => {
+        ipcSubs.add(cb);
+        return () => ipcSubs.delete(cb);
+      },
+      onLine: (cb) => {
+        slot.lineSubs.add(cb);
+        return () => slot.lineSubs.delete(cb);
+      },
+      host: "127.0.0.1",
+      port,
+    });
+    // The notify socket has done its job; a worker that sends more gets ECONNREFUSED, which sd_notify ignores.
+    slot.notify?.close();
+    slot.notify = undefined;
+    if (result.ok && slot.child === child && !child.exitInfo) {
+      slot.state = "ready";
+      slot.readyAt = Date.now();
+    }
+    return result;
+  }
+
+  private onExit(slot: WorkerSlot, child: Child, info: ExitInfo): void {
+    if (slot.child !== child) return;
+    slot.lastExit = info.describe();
+    slot.notify?.close();
+    slot.notify = undefined;
+    if (this._state !== "ready" || this.life.signal.aborted) {
+      if (slot.state !== "stopping") slot.state = "exited";
+      return;
+    }
+    // A crash of the live generation: replace the worker, same generation number.
+    const now = Date.now();
+    const upMs = now - slot.startedAt;
+    if (upMs >= STABLE_AFTER_MS) slot.consecutive = 0;
+    slot.consecutive++;
+    slot.crashTimes = [...slot.crashTimes.filter((t) => now - t <= CRASH_LOOP_WINDOW_MS), now];
+    const delay = backoffDelay(this.cfg.serve.restart_backoff, slot.consecutive);
+    const source = `${this.name}/w${slot.index}`;
+    const tail = slot.output.slice(-OUTPUT_LINES);
+    slot.state = "backoff";
+    const recent = crashesInWindow(slot.crashTimes, now);
+    this.log.warn(`${source} (pid ${child.pid}) ${info.describe()} after ${fmt(upMs)}; replacing it in ${fmt(delay)}`, {
+      event: "worker_crash",
+      generation: this.number,
+      worker: slot.index,
+      pid: child.pid,
+      exit: info.describe(),
+      uptimeMs: upMs,
+      backoffMs: delay,
+      output: tail,
+    });
+    if (recent >= CRASH_LOOP_COUNT) {
+      this.log.error(
+        `CRASH LOOP: ${source} crashed ${recent} times in the last ${CRASH_LOOP_WINDOW_MS / 1000}s (last: ${info.describe()}); still retrying with backoff up to ${MAX_BACKOFF_MS / 1000}s.${tail.length ? `\n  last output:\n${tail.map((l) => `    | ${l}`).join("\n")}` : ""}`,
+        { event: "crash_loop", generation: this.number, worker: slot.index, crashes: recent, windowMs: CRASH_LOOP_WINDOW_MS },
+      );
+    }
+    // Sweep anything the dead worker left in its process group.
+    void child.stop({ signal: "SIGKILL", timeoutMs: 0 });
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = undefined;
+      if (this._state !== "ready" || this.life.signal.aborted) return;
+      slot.restarts++;
+      void this.launch(slot, this.life.signal).then((r) => {
+        if (r.ok) {
+          this.log.info(`${source} replaced: pid ${slot.child?.pid} ready in ${r.ms} ms`, { event: "worker_replaced", generation: this.number, worker: slot.index, pid: slot.child?.pid, durationMs: r.ms });
+        } else if (r.kind !== "aborted" && r.kind !== "exited") {
+          // Not ready in time (an exit is handled by onExit): stop it; its exit counts as a crash.
+          this.log.warn(`${source} replacement not ready: ${r.reason}`);
+          void slot.child?.stop({ signal: this.cfg.run.stop_signal as SignalName, timeoutMs: this.cfg.serve.drain_timeout });
+        }
+      });
+    }, delay);
+  }
+
+  status(): GenerationStatus {
+    const now = Date.now();
+    return {
+      generation: this.number,
+      state: this._state,
+      startedAt: new Date(this.startedAt).toISOString(),
+      ...(this.startMs !== undefined ? { startMs: this.startMs } : {}),
+      uptimeMs: now - (this.readyAt ?? this.startedAt),
+      ...(this.error ? { error: this.error } : {}),
+      workers: this.slots.map((s) => ({
+        worker: s.index,
+        pid: s.child && !s.child.exitInfo ? s.child.pid : null,
+        state: s.state,
+        uptimeMs: s.child && !s.child.exitInfo ? now - s.startedAt : null,
+        restarts: s.restarts,
+        ...(s.lastExit ? { lastExit: s.lastExit } : {}),
+      })),
+    };
+  }
+}
+
+export function fmt(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)}s`;
+  const m = Math.floor(ms / 60_000);
+  if (m < 60) return `${m}m${Math.floor((ms % 60_000) / 1000)}s`;
+  return `${Math.floor(m / 60)}h${m % 60}m`;
+}
+
+/** A free TCP port on 127.0.0.1 (for a worker's health port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}

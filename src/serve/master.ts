@@ -1,0 +1,371 @@
+/**
+ * `hr serve`: the zero-downtime master.
+ *
+ * The master binds every [[listen]] socket once (or adopts systemd's) and never
+ * accepts on them. Workers of each generation inherit them at fd 3, 4, …; the
+ * kernel's accept queue is shared, so while one generation hands over to the
+ * next, connections wait in the queue instead of being refused.
+ *
+ * Reload (SIGHUP, `hr reload`, a change of a serve.watch file):
+ *   [build] (serve.build) → start generation N+1 → wait until ALL its workers are
+ *   ready → generation N gets run.stop_signal and drains (drain_timeout, then
+ *   SIGKILL). If N+1 fails (build error, exit, not ready in time), N+1 is stopped
+ *   and N keeps serving, untouched. Reloads never overlap: one requested while
+ *   another runs is queued, and further requests join that queued one.
+ *
+ * Shutdown (SIGTERM/SIGINT): every generation drains, then hr exits 0; a second
+ * signal SIGKILLs everything at once (exit 130).
+ */
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../config/schema.ts";
+import { NotRunningError, request } from "../control/client.ts";
+import type { ReloadRecord, Request, Response, ServeStatus } from "../control/protocol.ts";
+import { ensurePrivateDir, readPid, runtimePaths, type RuntimePaths } from "../control/runtime.ts";
+import { startControlServer, type ControlServer } from "../control/server.ts";
+import type { Logger } from "../log/logger.ts";
+import { killAllSync } from "../process/child.ts";
+import { openSockets, type SocketSet } from "../sockets/handoff.ts";
+import { sdNotify } from "../sockets/systemd.ts";
+import { runBuild } from "./build.ts";
+import { fmt, Generation, isTerminal } from "./generation.ts";
+import { formatStatus } from "./status.ts";
+import { watchFiles, type FileWatch } from "./watch.ts";
+
+export interface MasterOptions {
+  config: Config;
+  root: string;
+  /** The config file's absolute path (null: none, flags only): the control socket derives from it. */
+  configFile: string | null;
+  log: Logger;
+  env: Record<string, string | undefined>;
+}
+
+const KEEP_RELOADS = 20;
+const KEEP_ENDED_GENERATIONS = 3;
+
+interface Queued {
+  triggers: string[];
+  promise: Promise<ReloadRecord>;
+  resolve: (r: ReloadRecord) => void;
+}
+
+export class Master {
+  private readonly cfg: Config;
+  private readonly log: Logger;
+  private readonly startedAt = Date.now();
+  private paths!: RuntimePaths;
+  private sockets!: SocketSet;
+  private control?: ControlServer;
+  private watcher?: FileWatch;
+  private baseEnv: Record<string, string | undefined> = {};
+  private masterNotify?: string;
+
+  private generations: Generation[] = [];
+  private live?: Generation;
+  private counter = 0;
+  private reloads: ReloadRecord[] = [];
+  private reloadCount = 0;
+  private busy = false;
+  private current?: Promise<ReloadRecord>;
+  private queued?: Queued;
+
+  private stopping = false;
+  private forced = false;
+  private readonly shutdownAc = new AbortController();
+  private finish!: (code: number) => void;
+  private readonly done = new Promise<number>((r) => (this.finish = r));
+  private readonly signalHandlers: [NodeJS.Signals, () => void][] = [];
+
+  constructor(private readonly opts: MasterOptions) {
+    this.cfg = opts.config;
+    this.log = opts.log;
+  }
+
+  /** Runs until shut down; resolves with the exit code. */
+  async run(): Promise<number> {
+    const { config: cfg, env, log } = this.opts;
+    if (cfg.serve.strategy !== "fd") {
+      log.error(`serve.strategy = ${JSON.stringify(cfg.serve.strategy)} is not implemented yet; use "fd" (the default)`);
+      return 1;
+    }
+    this.paths = runtimePaths(this.opts.configFile ?? join(this.opts.root, "hr.toml"), env);
+    try {
+      ensurePrivateDir(this.paths.dir);
+    } catch (e) {
+      log.error(`runtime directory: ${(e as Error).message}`);
+      return 1;
+    }
+    // One master per project.
+    try {
+      await request(this.paths.socket, { cmd: "status" }, 2000);
+      log.error(`hr serve is already running for ${this.paths.project} (pid ${readPid(this.paths.pidFile) ?? "?"}); use \`hr reload\` or stop it first`);
+      return 1;
+    } catch (e) {
+      if (!(e instanceof NotRunningError)) log.debug(`control socket check: ${(e as Error).message}`);
+    }
+
+    this.masterNotify = env.NOTIFY_SOCKET;
+    try {
+      this.sockets = openSockets(cfg.listen, this.opts.root, env);
+    } catch (e) {
+      log.error((e as Error).message);
+      return 1;
+    }
+    this.baseEnv = { ...env };
+    delete this.baseEnv.NOTIFY_SOCKET;
+    if (this.sockets.listeners.length === 0) {
+      log.warn("no [[listen]] sockets: hr cannot hold a socket for the workers, so a reload only overlaps processes; add a [[listen]] entry for zero-downtime reloads");
+    } else {
+      log.info(`${this.sockets.inherited ? "adopted" : "listening on"} ${this.sockets.describe()}`, { event: "listen", sockets: this.sockets.describe() });
+    }
+
+    try {
+      ensurePrivateDir(this.paths.workDir);
+      this.control = startControlServer(this.paths.socket, (req) => this.handle(req));
+      writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+    } catch (e) {
+      log.error(`control socket ${this.paths.socket}: ${(e as Error).message}`);
+      this.cleanup();
+      return 1;
+    }
+    log.debug(`control socket ${this.paths.socket}`);
+    process.on("exit", killAllSync);
+    this.onSignal("SIGHUP", () => void this.requestReload("SIGHUP"));
+    this.onSignal("SIGTERM", () => void this.shutdown("SIGTERM"));
+    this.onSignal("SIGINT", () => void this.shutdown("SIGINT"));
+    this.onSignal("SIGUSR1", () => this.log.info(`status\n${formatStatus(this.status())}`, { event: "status", status: this.status() }));
+
+    // The first generation: failing it is fatal.
+    this.busy = true;
+    const first = this.newGeneration();
+    const r = await first.start(this.shutdownAc.signal);
+    this.busy = false;
+    if (!r.ok) {
+      if (!this.stopping) {
+        log.error(`the first generation failed: ${r.reason}`);
+        await first.stopped;
+        this.cleanup();
+        return 1;
+      }
+    } else {
+      this.live = first;
+      sdNotifySafe(this.masterNotify, `READY=1\nMAINPID=${process.pid}\nSTATUS=serving gen${first.number}`);
+      if (!this.stopping) {
+        log.info(`serving gen${first.number}; reload with \`hr reload\` or kill -HUP ${process.pid}`);
+        if (this.cfg.serve.watch.length) {
+          this.watcher = watchFiles(this.cfg.serve.watch, this.opts.root, (changed) => void this.requestReload(`watch: ${changed.join(", ")}`), {
+            onError: (m) => log.warn(m),
+          });
+          log.info(`reloading when ${this.cfg.serve.watch.join(", ")} change${this.cfg.serve.watch.length === 1 ? "s" : ""}`);
+        }
+      }
+      if (this.queued && !this.stopping) this.startQueued();
+    }
+    return this.done;
+  }
+
+  private onSignal(sig: NodeJS.Signals, fn: () => void) {
+    process.on(sig, fn);
+    this.signalHandlers.push([sig, fn]);
+  }
+
+  private newGeneration(): Generation {
+    const gen = new Generation({
+      number: ++this.counter,
+      config: this.cfg,
+      root: this.opts.root,
+      sockets: this.sockets,
+      runtimeDir: this.paths.workDir,
+      log: this.log,
+      baseEnv: this.baseEnv,
+    });
+    this.generations.push(gen);
+    void gen.stopped; // nothing yet; pruned on changes
+    return gen;
+  }
+
+  private prune() {
+    const ended = this.generations.filter((g) => isTerminal(g.state) && g.pids().length === 0);
+    const drop = new Set(ended.slice(0, Math.max(0, ended.length - KEEP_ENDED_GENERATIONS)));
+    this.generations = this.generations.filter((g) => !drop.has(g));
+  }
+
+  // -------------------------------------------------------------------------
+  // Reloads
+
+  /** Asks for a reload; resolves when it (or the queued reload it joined) is over. */
+  requestReload(trigger: string): Promise<ReloadRecord> {
+    if (this.stopping) return Promise.resolve(this.rejected(trigger, "hr is shutting down"));
+    if (!this.busy) return this.runReload(trigger);
+    if (this.queued) {
+      if (!this.queued.triggers.includes(trigger)) this.queued.triggers.push(trigger);
+      this.log.info(`reload requested (${trigger}) while one is in progress: joined the queued reload`, { event: "reload_coalesced", trigger });
+      return this.queued.promise;
+    }
+    let resolve!: (r: ReloadRecord) => void;
+    const promise = new Promise<ReloadRecord>((r) => (resolve = r));
+    this.queued = { triggers: [trigger], promise, resolve };
+    this.log.info(`reload requested (${trigger}) while one is in progress: queued`, { event: "reload_queued", trigger });
+    return promise;
+  }
+
+  private rejected(trigger: string, error: string): ReloadRecord {
+    return { id: 0, trigger, startedAt: new Date().toISOString(), result: "failed", error };
+  }
+
+  private startQueued() {
+    const q = this.queued;
+    if (!q) return;
+    this.queued = undefined;
+    if (this.stopping) return q.resolve(this.rejected(q.triggers.join(", "), "hr is shutting down"));
+    void this.runReload(q.triggers.join(", ")).then(q.resolve);
+  }
+
+  private runReload(trigger: string): Promise<ReloadRecord> {
+    this.busy = true; // synchronously: a request arriving now is queued
+    const rec: ReloadRecord = { id: ++this.reloadCount, trigger, startedAt: new Date().toISOString(), result: "running" };
+    this.reloads.push(rec);
+    if (this.reloads.length > KEEP_RELOADS) this.reloads.shift();
+    this.current = this.doReload(rec).finally(() => {
+      this.busy = false;
+      this.current = undefined;
+      this.startQueued();
+    });
+    return this.current;
+  }
+
+  private async doReload(rec: ReloadRecord): Promise<ReloadRecord> {
+    const t0 = performance.now();
+    const log = this.log;
+    const old = this.live;
+    log.info(`reload #${rec.id} (${rec.trigger})`, { event: "reload", id: rec.id, trigger: rec.trigger, state: "start" });
+    const fail = (error: string, output?: string[]) => {
+      rec.result = "failed";
+      rec.error = error;
+      if (output?.length) rec.output = output;
+      rec.durationMs = Math.round(performance.now() - t0);
+      log.error(`reload #${rec.id} failed after ${fmt(rec.durationMs)}: ${error}${old ? `; gen${old.number} keeps serving` : ""}`, {
+        event: "reload",
+        id: rec.id,
+        state: "failed",
+        durationMs: rec.durationMs,
+        error,
+        ...(rec.generation ? { generation: rec.generation } : {}),
+      });
+      return rec;
+    };
+    try {
+      if (this.cfg.serve.build && (this.cfg.build.cmd || this.cfg.build.pre || this.cfg.build.post)) {
+        const b = await runBuild(this.cfg, this.opts.root, this.baseEnv, log, this.shutdownAc.signal);
+        if (!b.ok) return fail(b.error ?? "build failed", b.output);
+        log.info(`build ok in ${fmt(b.ms)}`, { event: "build", state: "ok", durationMs: b.ms });
+      }
+      if (this.stopping) return fail("hr is shutting down");
+      const gen = this.newGeneration();
+      rec.generation = gen.number;
+      const r = await gen.start(this.shutdownAc.signal);
+      if (!r.ok) return fail(r.reason ?? "failed", r.output);
+      this.live = gen;
+      rec.result = "ok";
+      rec.durationMs = Math.round(performance.now() - t0);
+      log.info(`reload #${rec.id} ok in ${fmt(rec.durationMs)}: gen${gen.number} is live${old ? `, gen${old.number} draining` : ""}`, {
+        event: "reload",
+        id: rec.id,
+        state: "ok",
+        generation: gen.number,
+        durationMs: rec.durationMs,
+      });
+      sdNotifySafe(this.masterNotify, `STATUS=serving gen${gen.number}`);
+      if (old && !this.stopping) void old.drain().then(() => this.prune());
+      return rec;
+    } catch (e) {
+      return fail(`internal error: ${(e as Error).stack ?? e}`);
+    } finally {
+      this.prune();
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Shutdown
+
+  async shutdown(sig: string): Promise<void> {
+    if (this.stopping) {
+      if (this.forced) return;
+      this.forced = true;
+      this.log.warn(`${sig} again: killing every worker now`, { event: "shutdown", state: "forced" });
+      await Promise.all(this.generations.map((g) => g.kill()));
+      this.cleanup();
+      this.finish(130);
+      return;
+    }
+    this.stopping = true;
+    const t0 = performance.now();
+    this.log.info(`${sig}: draining every generation (up to ${fmt(this.cfg.serve.drain_timeout)}); ${sig} again to kill at once`, { event: "shutdown", state: "draining", signal: sig });
+    sdNotifySafe(this.masterNotify, "STOPPING=1");
+    this.watcher?.close();
+    this.shutdownAc.abort(new Error("hr is shutting down"));
+    if (this.queued) this.startQueued();
+    // A reload in progress ends quickly once aborted (its generation goes failed and winds down).
+    await this.current?.catch(() => {});
+    await Promise.all(this.generations.map((g) => (g.state === "ready" ? g.drain() : g.stopped)));
+    if (this.forced) return;
+    // Generations started while we waited (none should be) are covered by the exit handler.
+    const ms = Math.round(performance.now() - t0);
+    this.log.info(`stopped in ${fmt(ms)}`, { event: "shutdown", state: "done", durationMs: ms });
+    this.cleanup();
+    this.finish(0);
+  }
+
+  private cleaned = false;
+  private cleanup() {
+    if (this.cleaned) return;
+    this.cleaned = true;
+    this.watcher?.close();
+    for (const [sig, fn] of this.signalHandlers) process.off(sig, fn);
+    this.control?.close();
+    this.sockets?.close();
+    if (this.paths) {
+      if (readPid(this.paths.pidFile) === process.pid) rmSync(this.paths.pidFile, { force: true });
+      rmSync(this.paths.workDir, { recursive: true, force: true });
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Control
+
+  private async handle(req: Request): Promise<Response> {
+    if (req.cmd === "status") return { ok: true, status: this.status() };
+    const trigger = req.trigger ?? "hr reload";
+    if (this.stopping) return { ok: false, error: "hr is shutting down" };
+    const queued = this.busy;
+    const p = this.requestReload(trigger);
+    if (!req.wait) return { ok: true, queued };
+    const rec = await p;
+    return rec.result === "ok" ? { ok: true, queued, reload: rec } : { ok: false, error: rec.error ?? "reload failed", reload: rec };
+  }
+
+  status(): ServeStatus {
+    return {
+      pid: process.pid,
+      project: this.paths?.project ?? this.opts.root,
+      startedAt: new Date(this.startedAt).toISOString(),
+      uptimeMs: Date.now() - this.startedAt,
+      generation: this.live?.number ?? null,
+      sockets: this.sockets?.describe() ?? "",
+      state: this.stopping ? "stopping" : !this.live ? "starting" : this.busy ? "reloading" : "serving",
+      generations: this.generations.map((g) => g.status()),
+      reloads: this.reloads.map((r) => ({ ...r })),
+      reloadQueued: Boolean(this.queued),
+    };
+  }
+}
+
+function sdNotifySafe(target: string | undefined, msg: string) {
+  if (!target) return;
+  try {
+    sdNotify(msg, { NOTIFY_SOCKET: target });
+  } catch {
+    /* systemd went away: nothing to tell */
+  }
+}

@@ -1,0 +1,35 @@
+/** Human-readable `hr status` (also printed to the log on SIGUSR1). */
+import type { ReloadRecord, ServeStatus } from "../control/protocol.ts";
+import { fmt } from "./generation.ts";
+
+function reloadLine(r: ReloadRecord): string {
+  const when = r.startedAt.slice(11, 19);
+  const gen = r.generation !== undefined ? `gen${r.generation}` : "no generation";
+  const dur = r.durationMs !== undefined ? ` in ${fmt(r.durationMs)}` : "";
+  const what = r.result === "ok" ? `ok${dur}` : r.result === "failed" ? `FAILED${dur}: ${r.error ?? "?"}` : r.result;
+  return `  #${r.id} ${when} ${gen} ${what} (${r.trigger})`;
+}
+
+export function formatStatus(s: ServeStatus): string {
+  const out: string[] = [];
+  out.push(`hr serve pid ${s.pid}, up ${fmt(s.uptimeMs)}, ${s.state}${s.reloadQueued ? " (a reload is queued)" : ""}`);
+  out.push(`project: ${s.project}`);
+  if (s.sockets) out.push(`sockets: ${s.sockets}`);
+  out.push(`live generation: ${s.generation ?? "none"}`);
+  for (const g of s.generations) {
+    const extra = g.error ? `: ${g.error}` : "";
+    out.push(`gen${g.generation} ${g.state}${g.state === "ready" ? `, up ${fmt(g.uptimeMs)}` : ""}${g.startMs !== undefined ? `, started in ${fmt(g.startMs)}` : ""}${extra}`);
+    for (const w of g.workers) {
+      const pid = w.pid !== null ? `pid ${w.pid}` : "no process";
+      const up = w.uptimeMs !== null ? `, up ${fmt(w.uptimeMs)}` : "";
+      const restarts = w.restarts ? `, ${w.restarts} restart${w.restarts === 1 ? "" : "s"}` : "";
+      const last = w.lastExit && w.state !== "ready" ? `, last: ${w.lastExit}` : "";
+      out.push(`  w${w.worker} ${pid} ${w.state}${up}${restarts}${last}`);
+    }
+  }
+  if (s.reloads.length) {
+    out.push("last reloads:");
+    for (const r of s.reloads.slice(-10)) out.push(reloadLine(r));
+  }
+  return out.join("\n");
+}
