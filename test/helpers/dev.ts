@@ -1,0 +1,205 @@
+/**
+ * Driving `hr dev` in tests: a temp copy of an example app with a generated hr.toml,
+ * hr started in its own process group with a unique HR_TEST_TAG in its environment
+ * (inherited by every process it starts, including escaped grandchildren), output
+ * captured for log assertions, and a cleanup that SIGKILLs hr's group plus every
+ * tagged process and verifies through /proc that none is left.
+ */
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureBinary, ROOT } from "./hr.ts";
+
+export const BIN_DIR = join(ROOT, "node_modules", ".bin");
+export const EXAMPLES = join(ROOT, "examples");
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+/** Copies examples/<name> (without hr.toml) into a fresh temp dir. */
+export function copyExample(name: string, files?: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), `hr-dev-${name}-`));
+  cpSync(join(EXAMPLES, name), dir, {
+    recursive: true,
+    filter: (src) => !/(^|\/)(hr\.toml|node_modules|tmp|bin|__pycache__)$/.test(src.slice(join(EXAMPLES, name).length)),
+  });
+  for (const [rel, text] of Object.entries(files ?? {})) writeFileSync(join(dir, rel), text);
+  return dir;
+}
+
+/** A temp dir holding just the given files. */
+export function tempProject(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), "hr-dev-"));
+  for (const [rel, text] of Object.entries(files)) writeFileSync(join(dir, rel), text);
+  return dir;
+}
+
+/** Every live (non-zombie) pid whose environment carries HR_TEST_TAG=tag. */
+export function taggedPids(tag: string): number[] {
+  const needle = `HR_TEST_TAG=${tag}\0`;
+  const out: number[] = [];
+  for (const n of readdirSync("/proc")) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const stat = readFileSync(`/proc/${n}/stat`, "latin1");
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      if (state === "Z" || state === "X") continue;
+      if (readFileSync(`/proc/${n}/environ`, "latin1").includes(needle)) out.push(Number(n));
+    } catch {}
+  }
+  return out;
+}
+
+let seq = 0;
+
+export class DevRun {
+  readonly proc: Bun.Subprocess<"pipe", "pipe", "pipe">;
+  readonly tag: string;
+  output = "";
+  private readonly done: Promise<void>;
+
+  constructor(readonly dir: string, args: string[] = [], env: Record<string, string | undefined> = {}) {
+    this.tag = `${process.pid}-${Date.now()}-${seq++}`;
+    this.proc = Bun.spawn([ensureBinary(), "dev", ...args], {
+      cwd: dir,
+      env: { ...process.env, PATH: `${BIN_DIR}:${process.env.PATH}`, NO_COLOR: "1", HR_TEST_TAG: this.tag, ...env },
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+      detached: true, // own process group: afterEach can SIGKILL -pid
+    });
+    const pump = async (s: ReadableStream<Uint8Array>) => {
+      const d = new TextDecoder();
+      for await (const chunk of s) this.output += d.decode(chunk, { stream: true });
+    };
+    this.done = Promise.all([pump(this.proc.stdout), pump(this.proc.stderr)]).then(() => {});
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  /** Number of hr log lines matching re (hr's lines start with "hr "). */
+  count(re: RegExp): number {
+    return this.output.split("\n").filter((l) => l.startsWith("hr") && re.test(l)).length;
+  }
+
+  async waitFor(re: RegExp | (() => boolean), timeoutMs = 15_000, what = String(re)): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    const ok = typeof re === "function" ? re : () => re.test(this.output);
+    while (!ok()) {
+      if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; output:\n${this.output}`);
+      if (this.proc.exitCode !== null && !ok()) {
+        await Bun.sleep(50);
+        if (!ok()) throw new Error(`hr exited (${this.proc.exitCode}) while waiting for ${what}; output:\n${this.output}`);
+      }
+      await Bun.sleep(20);
+    }
+  }
+
+  /** Waits until `count(re)` reaches n. */
+  waitCount(re: RegExp, n: number, timeoutMs = 15_000): Promise<void> {
+    return this.waitFor(() => this.count(re) >= n, timeoutMs, `${n}× ${re}`);
+  }
+
+  type(line: string): void {
+    this.proc.stdin.write(`${line}\n`);
+    this.proc.stdin.flush();
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    try {
+      process.kill(this.pid, sig);
+    } catch {}
+  }
+
+  /** Resolves with hr's exit code, or null if it has not exited within timeoutMs. */
+  async exited(timeoutMs: number): Promise<number | null> {
+    const r = await Promise.race([this.proc.exited, Bun.sleep(timeoutMs).then(() => null)]);
+    if (r !== null) await Promise.race([this.done, Bun.sleep(1000)]);
+    return r;
+  }
+
+  /** Live processes started by this hr (hr included). */
+  survivors(): number[] {
+    return taggedPids(this.tag);
+  }
+
+  /** SIGKILL hr's group and every tagged process; returns what was still alive afterwards. */
+  async kill(): Promise<number[]> {
+    try {
+      process.kill(-this.pid, "SIGKILL");
+    } catch {}
+    for (let i = 0; i < 50; i++) {
+      const left = this.survivors();
+      if (left.length === 0) return [];
+      for (const pid of left) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {}
+      }
+      await Bun.sleep(20);
+    }
+    return this.survivors();
+  }
+}
+
+/** Registry for afterEach: kills every run and removes every temp dir, then checks /proc. */
+export class DevHarness {
+  private runs: DevRun[] = [];
+  private dirs: string[] = [];
+
+  start(dir: string, args: string[] = [], env: Record<string, string | undefined> = {}): DevRun {
+    const run = new DevRun(dir, args, env);
+    this.runs.push(run);
+    return run;
+  }
+
+  dir(dir: string): string {
+    this.dirs.push(dir);
+    return dir;
+  }
+
+  /** Call from afterEach. Throws if anything survived SIGKILL. */
+  async cleanup(): Promise<void> {
+    const left: number[] = [];
+    for (const r of this.runs.splice(0)) left.push(...(await r.kill()));
+    for (const d of this.dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+    if (left.length) throw new Error(`processes survived cleanup: ${left.join(", ")}`);
+  }
+}
+
+/** GET url → body, or throws. No retries. */
+export async function body(url: string, timeoutMs = 5000): Promise<string> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { Connection: "close" } });
+  return res.text();
+}
+
+/** Polls url until the body matches re; returns that body. */
+export async function waitForBody(url: string, re: RegExp, timeoutMs = 15_000): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < until) {
+    try {
+      last = await body(url, 2000);
+      if (re.test(last)) return last;
+    } catch (e) {
+      last = String(e);
+    }
+    await Bun.sleep(25);
+  }
+  throw new Error(`timed out waiting for ${url} to match ${re}; last: ${last}`);
+}
+
+/** Rewrites a file in place (a plain save). */
+export function edit(path: string, from: string | RegExp, to: string): void {
+  const text = readFileSync(path, "utf8");
+  const next = text.replace(from, to);
+  if (next === text) throw new Error(`edit ${path}: ${from} not found`);
+  writeFileSync(path, next);
+}
