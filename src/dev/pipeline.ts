@@ -19,7 +19,7 @@ import { formatMs } from "../config/duration.ts";
 import { describe as describeCommand, toArgv } from "../process/command.ts";
 import { killAllSync, spawnChild, SpawnError, type Child, type ExitInfo } from "../process/child.ts";
 import { openSockets, type SocketSet } from "../sockets/handoff.ts";
-import { watch, type Watcher } from "../watch/watcher.ts";
+import { noEventFilesystem, watch, type Watcher } from "../watch/watcher.ts";
 import { BuildRun, buildSteps, describeStep, type BuildStep } from "./build.ts";
 import { DevProxy, freePort } from "./proxy.ts";
 import { backoffMs, resolveStrategy, type DevState, type DevStrategy, type Trigger } from "./state.ts";
@@ -183,6 +183,12 @@ export class DevSession {
       await this.proxy.start();
     }
     if (this.opts.signals !== false) this.installSignals();
+    let pollMs = cfg.watch.poll;
+    const fsType = pollMs === undefined ? noEventFilesystem(this.opts.root) : null;
+    if (fsType) {
+      pollMs = 500;
+      log.warn(`${this.opts.root} is on ${fsType}, which delivers no file events: polling every 500 ms (set watch.poll to choose)`);
+    }
     this.watcher = await watch(
       {
         root: this.opts.root,
@@ -192,7 +198,7 @@ export class DevSession {
         exclude: cfg.watch.exclude,
         gitignore: cfg.watch.gitignore,
         debounceMs: cfg.watch.debounce,
-        pollMs: cfg.watch.poll,
+        pollMs,
         onError: (e) => log.warn(`watch: ${e.message}`),
       },
       (batch) => this.onChange(batch.paths),
@@ -203,7 +209,7 @@ export class DevSession {
     const where = this.sockets ? ` on ${this.sockets.describe()}` : "";
     const keys = this.keys ? " · r+Enter restarts, q+Enter quits" : "";
     log.info(
-      `dev: watching ${this.watcher.watchedDirs} ${this.watcher.mode === "poll" ? `dirs (poll every ${formatMs(cfg.watch.poll ?? 0)})` : "dirs"} · strategy ${this.strategy}${where}${keys}`,
+      `dev: watching ${this.watcher.watchedDirs} ${this.watcher.mode === "poll" ? `dirs (poll every ${formatMs(pollMs ?? 0)})` : "dirs"} · strategy ${this.strategy}${where}${keys}`,
       { event: "watching", dirs: this.watcher.watchedDirs, mode: this.watcher.mode, strategy: this.strategy, listen: this.sockets?.describe() },
     );
   }
