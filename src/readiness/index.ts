@@ -45,7 +45,7 @@ export interface WaitReadyOptions extends Omit<ProbeContext, "signal"> {
   signal?: AbortSignal;
 }
 
-const fmtMs = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+const fmtMs = (ms: number) => (ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`);
 
 /** Waits for readiness; never rejects. */
 export async function waitReady(opts: WaitReadyOptions): Promise<ReadyResult> {

@@ -333,8 +333,13 @@ export class Generation {
         NOTIFY_SOCKET: slot.notify?.path,
         HR_HEALTH_PORT: port !== undefined ? String(port) : undefined,
       };
+      const argv = toArgv(cfg.run.cmd);
+      // The LISTEN_PID shim would turn "not found" into exit 127: check the program first.
+      if (!Bun.which(argv[0]!, { PATH: env.PATH ?? "", cwd: this.opts.root })) {
+        throw new Error(`${JSON.stringify(argv[0])}: ${argv[0]!.includes("/") ? `no such file or not executable (cwd ${this.opts.root})` : "not found in PATH (or not executable)"}`);
+      }
       child = spawnChild({
-        argv: this.opts.sockets.wrapArgv(toArgv(cfg.run.cmd)),
+        argv: this.opts.sockets.wrapArgv(argv),
         cwd: this.opts.root,
         env,
         extraFds: this.opts.sockets.fds,

@@ -1,0 +1,288 @@
+/**
+ * hr serve against real processes and sockets (examples/bun-net behind a small
+ * wrapper script): control socket, rollback, crash replacement, drain, shutdown,
+ * SIGKILL of the master, serve.watch, coalesced reloads, failed builds.
+ * Every test cleans up every process it started (HR_TEST_TAG scan of /proc).
+ */
+import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { renameSync, statSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { join } from "node:path";
+import { ensureBinary } from "../helpers/hr.ts";
+import { cleanupServes, EXAMPLES, startServe, taggedPids, type ServeHandle } from "../helpers/serve.ts";
+
+beforeAll(() => void ensureBinary());
+afterEach(async () => {
+  const left = await cleanupServes();
+  expect(left).toEqual([]);
+});
+
+const BUN_NET = join(EXAMPLES, "bun-net", "server.ts");
+
+/** Wrapper: `broken` marker → exit 3 at start; `noready` → never sends READY=1 (but listens and answers). */
+const APP_SH = `#!/bin/sh
+if [ -f broken ]; then echo "boom: bad config in v2" >&2; exit 3; fi
+if [ -f noready ]; then unset NOTIFY_SOCKET; fi
+exec bun ${BUN_NET}
+`;
+
+function config(extra = "", serve = "") {
+  return `[run]
+cmd = ["./app.sh"]
+${extra}
+[[listen]]
+name = "http"
+address = "127.0.0.1:0"
+
+[serve]
+drain_timeout = "5s"
+restart_backoff = "100ms"
+${serve}
+`;
+}
+
+async function get(h: ServeHandle, path = "/"): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${h.port}${path}`, { headers: { Connection: "close" } });
+  return { status: res.status, body: await res.text() };
+}
+
+const gen = (body: string) => Number(body.match(/gen=(\d+)/)?.[1]);
+
+describe("hr serve", () => {
+  test("status --json shape; control socket 0600 in a 0700 dir; pid file", async () => {
+    const h = await startServe({ toml: config("", "workers = 2"), files: { "app.sh": APP_SH } });
+    const st = await h.status();
+    expect(st.pid).toBe(h.pid);
+    expect(st.generation).toBe(1);
+    expect(st.state).toBe("serving");
+    expect(st.sockets).toMatch(/^http=127\.0\.0\.1:\d+$/);
+    expect(st.generations).toHaveLength(1);
+    const g = st.generations[0]!;
+    expect(g).toMatchObject({ generation: 1, state: "ready" });
+    expect(g.workers.map((w) => w.worker)).toEqual([1, 2]);
+    for (const w of g.workers) {
+      expect(w.state).toBe("ready");
+      expect(w.pid).toBeGreaterThan(0);
+      expect(w.uptimeMs).toBeGreaterThanOrEqual(0);
+    }
+    expect(st.reloads).toEqual([]);
+    const rt = join(h.dir, "run", "hr");
+    expect(statSync(rt).mode & 0o777).toBe(0o700);
+    const { readdirSync, readFileSync } = await import("node:fs");
+    const sock = readdirSync(rt).find((f) => f.endsWith(".sock"))!;
+    expect(statSync(join(rt, sock)).isSocket()).toBe(true);
+    expect(statSync(join(rt, sock)).mode & 0o777).toBe(0o600);
+    const pidFile = readdirSync(rt).find((f) => f.endsWith(".pid"))!;
+    expect(Number(readFileSync(join(rt, pidFile), "utf8"))).toBe(h.pid);
+    // The text form names the workers.
+    const text = await h.hr(["status"]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`w1 pid ${g.workers[0]!.pid} ready`);
+    // Worker env: each worker knows its generation and number, and adopted fd 3.
+    expect(h.logs()).toMatch(/gen1\/w1 \| bun-net v1 gen=1 pid=\d+ listening on fd 3/);
+    // A second master for the same project is refused.
+    const second = await h.hr(["serve"], 10_000);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain("already running");
+    expect(await h.stop()).toBe(0);
+    expect(readdirSync(rt)).toEqual([]);
+  });
+
+  test("rollback: a new version that exits at start is stopped, the old one keeps serving, reload --wait fails with the reason", async () => {
+    const h = await startServe({ toml: config(), files: { "app.sh": APP_SH } });
+    writeFileSync(join(h.dir, "broken"), "");
+    const r = await h.reload();
+    expect(r.code).toBe(1);
+    expect(r.json.ok).toBe(false);
+    expect(r.json.error).toContain("gen2/w1: exited with code 3 before it was ready");
+    expect(r.json.reload.output).toContain("boom: bad config in v2");
+    const res = await get(h);
+    expect(res.status).toBe(200);
+    expect(gen(res.body)).toBe(1);
+    const st = await h.status();
+    expect(st.generation).toBe(1);
+    expect(st.generations.find((g) => g.generation === 2)?.state).toBe("failed");
+    expect(st.reloads.at(-1)).toMatchObject({ result: "failed", generation: 2 });
+    expect(h.logs()).toContain("gen1 keeps serving");
+    // Fixed: the next reload works.
+    const { rmSync } = await import("node:fs");
+    rmSync(join(h.dir, "broken"));
+    const ok = await h.reload();
+    expect(ok.code).toBe(0);
+    expect(ok.json.reload.generation).toBe(3);
+    expect(await h.stop()).toBe(0);
+  });
+
+  test("rollback: a new version that never gets ready is drained after ready.timeout; the old one keeps serving", async () => {
+    const h = await startServe({ toml: config("", 'ready = { timeout = "1500ms" }'), files: { "app.sh": APP_SH } });
+    writeFileSync(join(h.dir, "noready"), "");
+    const before = (await h.status()).generations[0]!.workers[0]!.pid;
+    // Keep requesting while gen2 is up but unready: it accepts some connections; every one must be answered.
+    let failures = 0;
+    const gens = new Set<number>();
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) {
+        try {
+          const r = await get(h);
+          if (r.status !== 200) failures++;
+          gens.add(gen(r.body));
+        } catch {
+          failures++;
+        }
+      }
+    })();
+    const r = await h.reload();
+    stop = true;
+    await loop;
+    expect(r.code).toBe(1);
+    expect(r.json.error).toContain("not ready after 1.5s");
+    expect(failures).toBe(0);
+    const st = await h.status();
+    expect(st.generation).toBe(1);
+    expect(st.generations[0]!.workers[0]!.pid).toBe(before);
+    // gen2's processes go away (drained: stop signal, not SIGKILL first).
+    await h.waitForLog(/gen2\/w1 \| bun-net pid=\d+: drained, exiting/, 10_000);
+    expect(gen((await get(h)).body)).toBe(1);
+    expect(await h.stop()).toBe(0);
+  });
+
+  test("crash: a worker killed with -9 is replaced (same generation), the other keeps serving", async () => {
+    const h = await startServe({ toml: config("", "workers = 2"), files: { "app.sh": APP_SH } });
+    const st = await h.status();
+    const [w1, w2] = st.generations[0]!.workers.map((w) => w.pid!);
+    process.kill(w1!, "SIGKILL");
+    let failures = 0;
+    for (let i = 0; i < 20; i++) {
+      const r = await get(h).catch(() => null);
+      if (!r || r.status !== 200) failures++;
+    }
+    expect(failures).toBe(0);
+    await h.waitForLog(/gen1\/w1 replaced: pid \d+ ready/, 10_000);
+    const after = await h.status();
+    const ws = after.generations[0]!.workers;
+    expect(after.generation).toBe(1);
+    expect(ws[0]!.pid).not.toBe(w1);
+    expect(ws[0]!.restarts).toBe(1);
+    expect(ws[0]!.state).toBe("ready");
+    expect(ws[1]!.pid).toBe(w2!);
+    expect(h.logs()).toMatch(/gen1\/w1 \(pid \d+\) killed by SIGKILL/);
+    expect(await h.stop()).toBe(0);
+  });
+
+  test("drain: a /slow?ms=2000 request in flight finishes with 200 across a reload", async () => {
+    const h = await startServe({ toml: config(), files: { "app.sh": APP_SH } });
+    const slow = get(h, "/slow?ms=2000");
+    await Bun.sleep(200);
+    const r = await h.reload();
+    expect(r.code).toBe(0);
+    const res = await slow;
+    expect(res.status).toBe(200);
+    expect(res.body).toContain("slow 2000ms");
+    expect(gen((await get(h)).body)).toBeGreaterThanOrEqual(1);
+    expect(await h.stop()).toBe(0);
+  });
+
+  test("SIGTERM drains an in-flight request and exits 0; nothing left behind", async () => {
+    const h = await startServe({ toml: config("", "workers = 2"), files: { "app.sh": APP_SH } });
+    const slow = get(h, "/slow?ms=1500");
+    await Bun.sleep(200);
+    const code = h.stop("SIGTERM");
+    expect((await slow).status).toBe(200);
+    expect(await code).toBe(0);
+    expect(taggedPids(h.tag)).toEqual([]);
+  });
+
+  test("SIGKILL of the master: no worker outlives it by 2 s and the port can be bound again", async () => {
+    const h = await startServe({ toml: config("", "workers = 2"), files: { "app.sh": APP_SH } });
+    const pids = (await h.status()).generations[0]!.workers.map((w) => w.pid!);
+    process.kill(h.pid, "SIGKILL");
+    await h.proc.exited;
+    const t0 = Date.now();
+    while (Date.now() - t0 < 2000 && pids.some((p) => alive(p))) await Bun.sleep(20);
+    expect(pids.filter(alive)).toEqual([]);
+    await new Promise<void>((resolve, reject) => {
+      const srv = net.createServer().once("error", reject);
+      srv.listen(h.port, "127.0.0.1", () => srv.close(() => resolve()));
+    });
+  });
+
+  test("a port in use is a clear error naming the address and exit 1", async () => {
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+    const port = (srv.address() as net.AddressInfo).port;
+    try {
+      const h = await startServe({ toml: config().replace("127.0.0.1:0", `127.0.0.1:${port}`), files: { "app.sh": APP_SH }, waitReady: false });
+      const code = await h.stop("SIGCONT", 10_000);
+      expect(code).toBe(1);
+      expect(h.logs()).toContain(`127.0.0.1:${port}`);
+      expect(h.logs()).toMatch(/in use/i);
+      expect(h.logs()).toContain(`pid ${process.pid}`);
+    } finally {
+      srv.close();
+    }
+  });
+
+  test("reloads never overlap: requests during a reload are coalesced into one queued reload", async () => {
+    const h = await startServe({ toml: config("", 'ready = { type = "delay", delay = "700ms" }'), files: { "app.sh": APP_SH } });
+    const results = await Promise.all([h.reload(), Bun.sleep(100).then(() => h.reload()), Bun.sleep(200).then(() => h.reload()), Bun.sleep(300).then(() => h.reload())]);
+    expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+    expect(results.map((r) => r.json.reload.generation)).toEqual([2, 3, 3, 3]);
+    const st = await h.status();
+    expect(st.generation).toBe(3);
+    expect(st.reloads).toHaveLength(2);
+    expect(st.reloads[1]!.trigger).toBe("hr reload");
+    // Never two generations starting at once.
+    expect(h.logs()).not.toMatch(/gen3 starting[\s\S]*gen2 ready/);
+    expect(await h.stop()).toBe(0);
+  });
+
+  test("serve.watch: an atomic replace (rename over) of the watched file triggers a reload; SIGHUP reloads too", async () => {
+    const h = await startServe({ toml: config("", 'watch = ["release.txt"]'), files: { "app.sh": APP_SH, "release.txt": "v1" } });
+    writeFileSync(join(h.dir, "release.tmp"), "v2");
+    renameSync(join(h.dir, "release.tmp"), join(h.dir, "release.txt"));
+    await h.waitForLog(/reload #1 \(watch: release\.txt\)/, 5000);
+    await h.waitForLog(/reload #1 ok/, 10_000);
+    process.kill(h.pid, "SIGHUP");
+    await h.waitForLog(/reload #2 \(SIGHUP\)/, 5000);
+    await h.waitForLog(/reload #2 ok/, 10_000);
+    expect((await h.status()).generation).toBe(3);
+    expect(await h.stop()).toBe(0);
+  });
+
+  test("serve.build: a failed build is a failed reload and the old generation keeps serving", async () => {
+    const h = await startServe({
+      toml: `[build]\ncmd = "test ! -f buildfail || { echo compile error: x.go:3 >&2; exit 2; }"\n${config("", "build = true")}`,
+      files: { "app.sh": APP_SH },
+    });
+    writeFileSync(join(h.dir, "buildfail"), "");
+    const r = await h.reload();
+    expect(r.code).toBe(1);
+    expect(r.json.error).toContain("build failed");
+    expect(r.json.reload.output).toContain("compile error: x.go:3");
+    expect(gen((await get(h)).body)).toBe(1);
+    const { rmSync } = await import("node:fs");
+    rmSync(join(h.dir, "buildfail"));
+    const ok = await h.reload();
+    expect(ok.code).toBe(0);
+    expect(await h.stop()).toBe(0);
+  });
+
+  test("hr reload / status without a running master: clear error, exit 1", async () => {
+    const h = await startServe({ toml: config(), files: { "app.sh": APP_SH } });
+    expect(await h.stop()).toBe(0);
+    const r = await h.hr(["status"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("no hr serve is running");
+  });
+});
+
+function alive(pid: number): boolean {
+  try {
+    const s = require("node:fs").readFileSync(`/proc/${pid}/stat`, "latin1") as string;
+    const st = s.slice(s.lastIndexOf(")") + 2, s.lastIndexOf(")") + 3);
+    return st !== "Z" && st !== "X";
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * Running `hr serve` in tests: a temp project with an hr.toml, a private
+ * XDG_RUNTIME_DIR, and a unique HR_TEST_TAG in the environment that every
+ * worker (and grandchild) inherits, so cleanup() can find and SIGKILL every
+ * process a test started, even orphans, by scanning /proc/<pid>/environ.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureBinary, ROOT } from "./hr.ts";
+import type { ServeStatus } from "../../src/control/protocol.ts";
+
+export const BIN_DIR = join(ROOT, "node_modules", ".bin");
+
+export interface ServeOptions {
+  /** hr.toml contents; "{PORT}" is not substituted: use address "127.0.0.1:0" and read the port from status. */
+  toml: string;
+  /** Extra files to create in the project dir (name → contents). */
+  files?: Record<string, string>;
+  env?: Record<string, string | undefined>;
+  /** Extra hr serve args. */
+  args?: string[];
+  /** Wait for the first generation (default true). */
+  waitReady?: boolean;
+}
+
+export interface HrResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export interface ServeHandle {
+  readonly dir: string;
+  readonly pid: number;
+  readonly tag: string;
+  readonly env: Record<string, string | undefined>;
+  /** The first [[listen]] TCP port, once ready. */
+  port: number;
+  readonly proc: ReturnType<typeof Bun.spawn>;
+  logs(): string;
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Runs `hr …` in the project (async: doesn't block the event loop, so load keeps flowing). */
+  hr(args: string[], timeoutMs?: number): Promise<HrResult>;
+  status(): Promise<ServeStatus>;
+  /** `hr reload --wait --json`: the parsed answer plus exit code. */
+  reload(): Promise<{ code: number | null; json: any; ms: number; stderr: string }>;
+  /** Sends a signal and waits for the master to exit; returns its exit code. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+}
+
+const live = new Set<{ tag: string; dir: string }>();
+
+export function testEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return { ...process.env, PATH: `${BIN_DIR}:${process.env.PATH}`, NO_COLOR: "1", ...extra };
+}
+
+export async function runHrAsync(args: string[], opts: { cwd: string; env: Record<string, string | undefined>; timeoutMs?: number }): Promise<HrResult> {
+  const t0 = performance.now();
+  const p = Bun.spawn([ensureBinary(), ...args], { cwd: opts.cwd, env: opts.env as Record<string, string>, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr, ms: Math.round(performance.now() - t0) };
+}
+
+export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
+  const dir = mkdtempSync(join(tmpdir(), "hr-serve-"));
+  const tag = `t${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  live.add({ tag, dir });
+  writeFileSync(join(dir, "hr.toml"), opts.toml);
+  for (const [name, text] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), text, { mode: 0o755 });
+  const env = testEnv({ XDG_RUNTIME_DIR: join(dir, "run"), HR_TEST_TAG: tag, ...opts.env });
+  let out = "";
+  const proc = Bun.spawn([ensureBinary(), "serve", ...(opts.args ?? [])], { cwd: dir, env: env as Record<string, string>, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const waiters = new Set<() => void>();
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    const dec = new TextDecoder();
+    for await (const chunk of s) {
+      out += dec.decode(chunk, { stream: true });
+      for (const w of [...waiters]) w();
+    }
+  };
+  void pump(proc.stdout as ReadableStream<Uint8Array>);
+  void pump(proc.stderr as ReadableStream<Uint8Array>);
+  void proc.exited.then(() => [...waiters].forEach((w) => w()));
+
+  const h: ServeHandle = {
+    dir,
+    pid: proc.pid,
+    tag,
+    env,
+    port: 0,
+    proc,
+    logs: () => out,
+    waitForLog(re, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = out.match(re);
+          if (m) {
+            done();
+            resolve(m);
+          } else if (proc.exitCode !== null || proc.signalCode !== null) {
+            done();
+            reject(new Error(`hr exited (${proc.exitCode ?? proc.signalCode}) before logging ${re}\n--- log ---\n${out}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}\n--- log ---\n${out}`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    hr: (args, timeoutMs) => runHrAsync(args, { cwd: dir, env, timeoutMs }),
+    async status() {
+      const r = await h.hr(["status", "--json"]);
+      if (r.code !== 0) throw new Error(`hr status failed (${r.code}): ${r.stderr}`);
+      return JSON.parse(r.stdout) as ServeStatus;
+    },
+    async reload() {
+      const r = await h.hr(["reload", "--wait", "--json"]);
+      let json: any = null;
+      try {
+        json = JSON.parse(r.stdout);
+      } catch {
+        /* keep null */
+      }
+      return { code: r.code, json, ms: r.ms, stderr: r.stderr };
+    },
+    async stop(signal = "SIGTERM", timeoutMs = 20_000) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      const t = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+      await proc.exited;
+      clearTimeout(t);
+      return proc.exitCode;
+    },
+  };
+  if (opts.waitReady ?? true) {
+    await h.waitForLog(/serving gen1/, 20_000);
+    const st = await h.status();
+    const m = st.sockets.match(/:(\d+)(,|$)/);
+    if (m) h.port = Number(m[1]);
+  }
+  return h;
+}
+
+/** Pids of live (non-zombie) processes whose environment carries HR_TEST_TAG=tag. */
+export function taggedPids(tag: string): number[] {
+  const needle = `HR_TEST_TAG=${tag}\0`;
+  const out: number[] = [];
+  for (const n of readdirSync("/proc")) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const stat = readFileSync(`/proc/${n}/stat`, "latin1");
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      if (state === "Z" || state === "X") continue;
+      if (readFileSync(`/proc/${n}/environ`, "latin1").includes(needle)) out.push(Number(n));
+    } catch {
+      /* gone or not ours */
+    }
+  }
+  return out;
+}
+
+/**
+ * afterEach: SIGKILLs every process any startServe() of this test file left
+ * (master, workers, grandchildren), removes the temp dirs, and returns the pids
+ * that were still alive (a test that expected a clean exit can assert it's empty).
+ */
+export async function cleanupServes(): Promise<number[]> {
+  const leftovers: number[] = [];
+  for (const entry of [...live]) {
+    const pids = taggedPids(entry.tag);
+    leftovers.push(...pids);
+    for (const p of pids) {
+      try {
+        process.kill(p, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
+    for (let i = 0; i < 100 && taggedPids(entry.tag).length; i++) await Bun.sleep(20);
+    rmSync(entry.dir, { recursive: true, force: true });
+    live.delete(entry);
+  }
+  return leftovers;
+}
+
+export function toml(strings: TemplateStringsArray, ...values: unknown[]): string {
+  return String.raw({ raw: strings }, ...values);
+}
+
+export const EXAMPLES = join(ROOT, "examples");
