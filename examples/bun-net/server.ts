@@ -22,13 +22,17 @@ let closing = false; // grace over: listener closed, waiting for in-flight
 // Every connection we own, with its number of in-flight requests. Bun's
 // http.Server.close() does not wait for sockets injected with emit("connection"),
 // so we track them ourselves.
-const conns = new Map<net.Socket, { busy: number }>();
+const conns = new Map<net.Socket, { busy: number; served: number }>();
+let freshExpired = false; // a just-accepted socket may still be sending its first request
 
 const app = http.createServer((req, res) => {
   const url = new URL(req.url ?? "/", "http://x");
   const sock = req.socket as net.Socket;
   const state = conns.get(sock);
-  if (state) state.busy++;
+  if (state) {
+    state.busy++;
+    state.served++;
+  }
   res.on("close", () => {
     if (state) state.busy--;
     // While draining every response carries Connection: close, so the http
@@ -51,7 +55,7 @@ const app = http.createServer((req, res) => {
 });
 
 const listener = net.createServer({ pauseOnConnect: false }, (sock) => {
-  conns.set(sock, { busy: 0 });
+  conns.set(sock, { busy: 0, served: 0 });
   sock.on("close", () => {
     conns.delete(sock);
     maybeExit();
@@ -104,14 +108,20 @@ function drain(sig: string) {
   setTimeout(() => {
     closing = true;
     listener.close();
-    for (const [sock, st] of conns) if (st.busy === 0) sock.destroy();
+    // Close idle keep-alive sockets; a socket accepted just before close() whose first
+    // request is still on its way gets 500 ms to send it (destroying it resets the client).
+    for (const [sock, st] of conns) if (st.busy === 0 && st.served > 0) sock.destroy();
+    setTimeout(() => {
+      freshExpired = true;
+      maybeExit();
+    }, 500);
     maybeExit();
   }, GRACE_MS);
 }
 
 function maybeExit() {
   if (!closing) return;
-  for (const st of conns.values()) if (st.busy > 0) return;
+  for (const st of conns.values()) if (st.busy > 0 || (st.served === 0 && !freshExpired)) return;
   for (const sock of conns.keys()) sock.destroy();
   console.log(`${APP} pid=${process.pid}: drained, exiting`);
   process.exit(0);
