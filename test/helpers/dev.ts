@@ -203,3 +203,44 @@ export function edit(path: string, from: string | RegExp, to: string): void {
   if (next === text) throw new Error(`edit ${path}: ${from} not found`);
   writeFileSync(path, next);
 }
+
+export interface ExampleApp {
+  name: string;
+  /** Source file holding `VERSION = "v1"`. */
+  src: string;
+  /** A syntax-check build for apps without a [build] (fails on a broken source file). */
+  check?: string;
+  /** Text that breaks the build when appended to src. */
+  breaker: string;
+  /** Why the app cannot run here, or null. */
+  missing(): string | null;
+}
+
+const has = (cmd: string) => Bun.which(cmd) !== null;
+
+export const EXAMPLE_APPS: ExampleApp[] = [
+  { name: "bun-net", src: "server.ts", check: "bun build --target=bun --no-bundle server.ts > /dev/null", breaker: "\nconst = ;\n", missing: () => null },
+  { name: "node-http", src: "server.mjs", check: "node --check server.mjs", breaker: "\nconst = ;\n", missing: () => (has("node") ? null : "node is not installed") },
+  { name: "bun-serve", src: "server.ts", check: "bun build --target=bun --no-bundle server.ts > /dev/null", breaker: "\nconst = ;\n", missing: () => null },
+  {
+    name: "go-gin",
+    src: "main.go",
+    breaker: "\nfunc broken( {\n",
+    missing: () =>
+      !has("go") ? "go is not installed (scripts/ci-deps.sh installs golang-go and gin)" : Bun.file("/usr/share/gocode/src/github.com/gin-gonic/gin/gin.go").size ? null : "gin is not installed (apt-get install golang-github-gin-gonic-gin-dev)",
+  },
+  { name: "python", src: "server.py", check: "python3 -m py_compile server.py", breaker: "\ndef broken(:\n", missing: () => (has("python3") ? null : "python3 is not installed") },
+];
+
+/**
+ * A temp copy of examples/<name> whose own hr.toml listens on a free port; for
+ * apps without a build, `check` becomes [build].cmd (a syntax check).
+ */
+export function exampleProject(app: ExampleApp, opts: { check?: boolean } = {}): { dir: string; port: number; url: string; src: string } {
+  const dir = copyExample(app.name);
+  const port = freePort();
+  let toml = readFileSync(join(EXAMPLES, app.name, "hr.toml"), "utf8").replace(/address = "127\.0\.0\.1:\d+"/, `address = "127.0.0.1:${port}"`);
+  if (opts.check !== false && app.check && !/^\[build\]/m.test(toml)) toml = `[build]\ncmd = ${JSON.stringify(app.check)}\n\n${toml}`;
+  writeFileSync(join(dir, "hr.toml"), toml);
+  return { dir, port, url: `http://127.0.0.1:${port}/`, src: join(dir, app.src) };
+}
