@@ -9,6 +9,7 @@ import { renameSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { ensureBinary } from "../helpers/hr.ts";
+import { get as httpGet } from "../helpers/http.ts";
 import { cleanupServes, EXAMPLES, startServe, taggedPids, type ServeHandle } from "../helpers/serve.ts";
 
 beforeAll(() => void ensureBinary());
@@ -41,9 +42,9 @@ ${serve}
 `;
 }
 
+/** One non-retrying GET on a new connection (Bun's fetch would silently retry a reset). */
 async function get(h: ServeHandle, path = "/"): Promise<{ status: number; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${h.port}${path}`, { headers: { Connection: "close" } });
-  return { status: res.status, body: await res.text() };
+  return httpGet(`http://127.0.0.1:${h.port}${path}`);
 }
 
 const gen = (body: string) => Number(body.match(/gen=(\d+)/)?.[1]);

@@ -1,0 +1,106 @@
+/**
+ * Zero-downtime drills: a non-retrying load client (50 connections, half
+ * keep-alive, half new per request) runs against `hr serve` (fd strategy) while
+ * it reloads N times. Pass = 0 failed requests, and after each reload a fresh
+ * connection reaches the new generation (gen=N in the body), and every
+ * generation shows up in the load's responses.
+ *
+ * Apps: examples/bun-net (20 reloads × 1 worker and 20 × 2 workers),
+ * examples/node-http, examples/python, examples/go-gin (skipped without `go`).
+ * Numbers are printed as "[drill] …" lines.
+ */
+import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureBinary } from "../helpers/hr.ts";
+import { waitForHttp } from "../helpers/http.ts";
+import { startLoad } from "../helpers/load.ts";
+import { cleanupServes, EXAMPLES, startServe } from "../helpers/serve.ts";
+
+beforeAll(() => void ensureBinary());
+afterEach(async () => {
+  expect(await cleanupServes()).toEqual([]);
+});
+
+const toml = (cmd: string[], workers: number, env: Record<string, string> = {}) => `[run]
+cmd = ${JSON.stringify(cmd)}
+env = { ${Object.entries(env).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")} }
+
+[[listen]]
+name = "http"
+address = "127.0.0.1:0"
+
+[serve]
+workers = ${workers}
+drain_timeout = "15s"
+ready = { type = "notify", timeout = "20s" }
+`;
+
+const pct = (xs: number[], p: number) => {
+  if (!xs.length) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!);
+};
+
+async function drill(name: string, cmd: string[], workers: number, reloads: number, env: Record<string, string> = {}) {
+  const h = await startServe({ toml: toml(cmd, workers, env) });
+  const url = `http://127.0.0.1:${h.port}/`;
+  const load = startLoad({ url, concurrency: 50, keepAliveShare: 0.5, durationMs: 170_000, timeoutMs: 10_000 });
+  const durations: number[] = [];
+  try {
+    await Bun.sleep(300);
+    for (let i = 0; i < reloads; i++) {
+      const r = await h.reload();
+      if (r.code !== 0) throw new Error(`reload ${i + 1} failed: ${r.stderr} ${JSON.stringify(r.json)}\n${h.logs().slice(-3000)}`);
+      const gen = r.json.reload.generation as number;
+      durations.push(r.json.reload.durationMs);
+      // A fresh connection reaches the new generation (the old one may still answer during its grace).
+      await waitForHttp(url, { match: new RegExp(`gen=${gen} `), timeoutMs: 5000, intervalMs: 10 });
+    }
+    await Bun.sleep(300);
+  } finally {
+    var res = await load.stop();
+  }
+  const lastGen = reloads + 1;
+  console.log(
+    `[drill] ${name} workers=${workers}: ${reloads} reloads, ${res.ok} ok, ${res.failed} failed${res.failed ? ` ${JSON.stringify(res.errors)}` : ""}; ` +
+      `reload ms median ${pct(durations, 50)} max ${Math.max(...durations)}; latency p50 ${pct(res.latenciesMs, 50)} p99 ${pct(res.latenciesMs, 99)} max ${pct(res.latenciesMs, 100)} ms; ${(res.elapsedMs / 1000).toFixed(1)} s`,
+  );
+  if (res.failed) console.log(`[drill] first failures: ${JSON.stringify(res.failures.slice(0, 5))}`);
+  expect(res.failed).toBe(0);
+  expect(res.ok).toBeGreaterThan(reloads * 20);
+  const seen = new Set([...res.bodies.keys()].map((k) => Number(k.match(/gen=(\d+)/)?.[1])));
+  for (let g = 1; g <= lastGen; g++) expect(seen.has(g) ? g : `gen ${g} never answered`).toBe(g);
+  const st = await h.status();
+  expect(st.generation).toBe(lastGen);
+  expect(st.reloads.every((r) => r.result === "ok")).toBe(true);
+  expect(await h.stop()).toBe(0);
+}
+
+describe("zero-downtime drill (fd strategy, 50 connections, non-retrying)", () => {
+  test("bun-net, 1 worker, 20 reloads", () => drill("bun-net", ["bun", join(EXAMPLES, "bun-net", "server.ts")], 1, 20), 120_000);
+  test("bun-net, 2 workers, 20 reloads", () => drill("bun-net", ["bun", join(EXAMPLES, "bun-net", "server.ts")], 2, 20), 120_000);
+  test("node-http, 2 workers, 8 reloads", () => drill("node-http", ["node", join(EXAMPLES, "node-http", "server.mjs")], 2, 8), 90_000);
+  test("python, 1 worker, 8 reloads", () => drill("python", ["python3", join(EXAMPLES, "python", "server.py")], 1, 8, { PYTHONUNBUFFERED: "1" }), 90_000);
+
+  const goBin = spawnSync("sh", ["-c", "command -v go"]).status === 0;
+  const goSrc = existsSync(join(EXAMPLES, "go-gin", "main.go"));
+  if (!goBin || !goSrc) console.log(`[drill] go-gin skipped: ${!goBin ? "`go` is not installed (apt-get install golang-go golang-github-gin-gonic-gin-dev)" : "examples/go-gin/main.go is missing"}`);
+  test.skipIf(!goBin || !goSrc)("go-gin, 2 workers, 8 reloads", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hr-gin-"));
+    try {
+      const b = spawnSync("go", ["build", "-o", join(dir, "app"), "."], {
+        cwd: join(EXAMPLES, "go-gin"),
+        env: { ...process.env, GO111MODULE: "off", GOPATH: `${join(dir, "gopath")}:/usr/share/gocode`, GOCACHE: process.env.GOCACHE ?? join(tmpdir(), "hr-go-cache"), GOFLAGS: "" },
+        encoding: "utf8",
+        timeout: 90_000,
+      });
+      if (b.status !== 0) throw new Error(`go build failed (is golang-github-gin-gonic-gin-dev installed?):\n${b.stderr}`);
+      await drill("go-gin", [join(dir, "app")], 2, 8, { GIN_MODE: "release" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 150_000);
+});
