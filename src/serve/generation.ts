@@ -158,6 +158,8 @@ export interface GenerationOptions {
   log: Logger;
   /** Environment every worker starts from (hr's own, minus what it must not inherit). */
   baseEnv: Record<string, string | undefined>;
+  /** Called whenever a worker process starts or exits (the master keeps the sweeper's list current). */
+  onProcessesChanged?: () => void;
 }
 
 let notifySeq = 0;
@@ -357,6 +359,7 @@ export class Generation {
       return { ok: false, ms: 0, kind: "probe", reason };
     }
     slot.child = child;
+    this.opts.onProcessesChanged?.();
     this.log.debug(`${source} spawned pid ${child.pid}`, { event: "worker", generation: this.number, worker: slot.index, pid: child.pid });
     const pump = (stream: ReadableStream<Uint8Array> | undefined, name: "stdout" | "stderr") => {
       if (!stream) return;
@@ -398,6 +401,7 @@ export class Generation {
   }
 
   private onExit(slot: WorkerSlot, child: Child, info: ExitInfo): void {
+    this.opts.onProcessesChanged?.();
     if (slot.child !== child) return;
     slot.lastExit = info.describe();
     slot.notify?.close();

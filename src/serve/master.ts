@@ -30,6 +30,7 @@ import { sdNotify } from "../sockets/systemd.ts";
 import { runBuild } from "./build.ts";
 import { fmt, Generation, isTerminal } from "./generation.ts";
 import { formatStatus } from "./status.ts";
+import { startSweeper, type Sweeper } from "./sweeper.ts";
 import { watchFiles, type FileWatch } from "./watch.ts";
 
 export interface MasterOptions {
@@ -58,6 +59,7 @@ export class Master {
   private sockets!: SocketSet;
   private control?: ControlServer;
   private watcher?: FileWatch;
+  private sweeper?: Sweeper | null;
   private baseEnv: Record<string, string | undefined> = {};
   private masterNotify?: string;
 
@@ -124,6 +126,8 @@ export class Master {
       ensurePrivateDir(this.paths.workDir);
       this.control = startControlServer(this.paths.socket, (req) => this.handle(req));
       writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+      this.sweeper = startSweeper(join(this.paths.workDir, "groups"), [this.paths.workDir, this.paths.socket, this.paths.pidFile], this.baseEnv);
+      if (!this.sweeper) log.debug("setpriv not found: no orphan sweeper (grandchildren may outlive a SIGKILLed master)");
     } catch (e) {
       log.error(`control socket ${this.paths.socket}: ${(e as Error).message}`);
       this.cleanup();
@@ -179,6 +183,7 @@ export class Master {
       runtimeDir: this.paths.workDir,
       log: this.log,
       baseEnv: this.baseEnv,
+      onProcessesChanged: () => this.sweeper?.update(this.generations.flatMap((g) => g.pids())),
     });
     this.generations.push(gen);
     void gen.stopped; // nothing yet; pruned on changes
@@ -323,6 +328,7 @@ export class Master {
     this.cleaned = true;
     this.watcher?.close();
     for (const [sig, fn] of this.signalHandlers) process.off(sig, fn);
+    void this.sweeper?.stop();
     this.control?.close();
     this.sockets?.close();
     if (this.paths) {

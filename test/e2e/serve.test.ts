@@ -194,18 +194,29 @@ describe("hr serve", () => {
     expect(taggedPids(h.tag)).toEqual([]);
   });
 
-  test("SIGKILL of the master: no worker outlives it by 2 s and the port can be bound again", async () => {
-    const h = await startServe({ toml: config("", "workers = 2"), files: { "app.sh": APP_SH } });
+  test("SIGKILL of the master: no worker or grandchild outlives it by 2 s, the port can be bound again, stale runtime files are gone", async () => {
+    const h = await startServe({ toml: config("", "workers = 2"), files: { "app.sh": APP_SH }, env: { SPAWN_GRANDCHILD: "1" } });
     const pids = (await h.status()).generations[0]!.workers.map((w) => w.pid!);
+    // Each worker forked a long-lived `sleep 600` grandchild (same process group).
+    const t1 = Date.now();
+    while (Date.now() - t1 < 3000 && taggedPids(h.tag).length < 1 + 1 + pids.length * 2) await Bun.sleep(20);
+    const before = taggedPids(h.tag);
+    expect(before.length).toBeGreaterThanOrEqual(1 + 1 + pids.length * 2); // master, sweeper, workers, grandchildren
     process.kill(h.pid, "SIGKILL");
     await h.proc.exited;
     const t0 = Date.now();
-    while (Date.now() - t0 < 2000 && pids.some((p) => alive(p))) await Bun.sleep(20);
+    while (Date.now() - t0 < 2000 && taggedPids(h.tag).length) await Bun.sleep(20);
+    expect(taggedPids(h.tag)).toEqual([]);
     expect(pids.filter(alive)).toEqual([]);
     await new Promise<void>((resolve, reject) => {
       const srv = net.createServer().once("error", reject);
       srv.listen(h.port, "127.0.0.1", () => srv.close(() => resolve()));
     });
+    const { readdirSync } = await import("node:fs");
+    expect(readdirSync(join(h.dir, "run", "hr"))).toEqual([]);
+    // And a new master starts on the same port right away.
+    const again = await h.hr(["status"]);
+    expect(again.stderr).toContain("no hr serve is running");
   });
 
   test("a port in use is a clear error naming the address and exit 1", async () => {
