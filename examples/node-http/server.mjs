@@ -2,6 +2,7 @@
 // socket at fd 3 (systemd's LISTEN_FDS convention), the way `hr serve` and
 // `hr dev` (strategy "fd") hand sockets to workers. Run with `node server.mjs`.
 import http from "node:http";
+import net from "node:net";
 import { spawn, execFile } from "node:child_process";
 
 const VERSION = "v1";
@@ -13,13 +14,20 @@ const DRAIN_TIMEOUT_MS = Number(process.env.HR_DRAIN_TIMEOUT_MS ?? 30000);
 let draining = false; // SIGTERM seen: answer with Connection: close
 let closing = false; // grace over: listener closed, waiting for in-flight
 
-// Our connections and their in-flight request counts (so we know which are idle).
+// Our connections: in-flight requests, requests served, accept time.
 const conns = new Map();
+// A connection accepted but still without a request is not idle: its request is
+// on its way. Closing it would reset it, so it gets this long to send one
+// (answered with Connection: close); Go's Shutdown() does the same for StateNew.
+const NEW_CONN_MS = 500;
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? "/", "http://x");
   const state = conns.get(req.socket);
-  if (state) state.busy++;
+  if (state) {
+    state.busy++;
+    state.served++;
+  }
   res.on("close", () => {
     if (state) state.busy--;
     // While draining every response carries Connection: close, so Node ends
@@ -42,7 +50,7 @@ const server = http.createServer((req, res) => {
 });
 
 server.on("connection", (sock) => {
-  conns.set(sock, { busy: 0 });
+  conns.set(sock, { busy: 0, served: 0, since: Date.now() });
   sock.on("close", () => {
     conns.delete(sock);
     maybeExit();
@@ -94,15 +102,27 @@ function drain(sig) {
   }, DRAIN_TIMEOUT_MS).unref();
   setTimeout(() => {
     closing = true;
-    server.close(); // stop accepting (also closes idle keep-alive sockets in Node >= 19)
-    for (const [sock, st] of conns) if (st.busy === 0) sock.destroy();
+    // Stop accepting. Not http.Server.close(): since Node 19 it also calls
+    // closeIdleConnections(), which counts connections accepted a moment ago
+    // whose first request has not been parsed yet as idle and resets them
+    // (measured: 48 ECONNRESET over 10 handoffs). net.Server's close only
+    // closes the listening fd (hr's master keeps the socket itself open).
+    net.Server.prototype.close.call(server);
+    // Idle keep-alive connections (served before, nothing in flight) are closed
+    // now; the grace gave their clients a Connection: close if they were active.
+    for (const [sock, st] of conns) if (st.busy === 0 && st.served > 0) sock.destroy();
+    setInterval(maybeExit, 100); // re-check fresh connections that run out of time
     maybeExit();
   }, GRACE_MS);
 }
 
 function maybeExit() {
   if (!closing) return;
-  for (const st of conns.values()) if (st.busy > 0) return;
+  const now = Date.now();
+  for (const st of conns.values()) {
+    if (st.busy > 0) return;
+    if (st.served === 0 && now - st.since < NEW_CONN_MS) return;
+  }
   console.log(`${APP} pid=${process.pid}: drained, exiting`);
   process.exit(0);
 }

@@ -21,24 +21,16 @@ DRAIN_TIMEOUT_MS = int(os.environ.get("HR_DRAIN_TIMEOUT_MS", "30000"))
 draining = False  # SIGTERM seen: answer with Connection: close
 closing = False  # grace over: listener closed, waiting for in-flight
 lock = threading.Lock()
-conns = {}  # connection socket -> number of in-flight requests on it
+conns = {}  # connection socket -> [in-flight requests, requests served, accept time]
+# A connection accepted but still without a request is not idle: its request is
+# on its way. Closing it would reset it, so it gets this long to send one
+# (answered with Connection: close); Go's Shutdown() does the same for StateNew.
+NEW_CONN_S = 0.5
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     timeout = 5  # idle keep-alive connections time out like Node's
-
-    def setup(self):
-        super().setup()
-        with lock:
-            conns[self.connection] = 0
-
-    def finish(self):
-        try:
-            super().finish()
-        finally:
-            with lock:
-                conns.pop(self.connection, None)
 
     def log_message(self, fmt, *args):
         pass
@@ -56,9 +48,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def parse_request(self):
         # A request line has arrived: this connection is busy until do_GET ends
-        # (finish() forgets the connection if the request never gets there).
+        # (shutdown_request() forgets the connection if it never gets there).
         with lock:
-            conns[self.connection] = conns.get(self.connection, 0) + 1
+            st = conns.get(self.connection)
+            if st:
+                st[0] += 1
+                st[1] += 1
         return super().parse_request()
 
     def do_GET(self):
@@ -76,8 +71,30 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(404, "not found\n")
         finally:
             with lock:
-                if self.connection in conns:
-                    conns[self.connection] -= 1
+                st = conns.get(self.connection)
+                if st:
+                    st[0] -= 1
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True  # we wait for in-flight requests ourselves
+
+    def process_request(self, request, client_address):
+        # Registered on the accept thread, before the handler thread starts, so
+        # the drain never misses a connection that was just accepted.
+        with lock:
+            conns[request] = [0, 0, time.monotonic()]
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with lock:
+            conns.pop(request, None)
+        super().shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # a client going away is not worth a traceback
+        super().handle_error(request, client_address)
 
 
 def inherited_fd():
@@ -109,8 +126,7 @@ def sd_notify(state):
 def main():
     fd = inherited_fd()
     port = int(os.environ.get("PORT", "8080"))
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler, bind_and_activate=False)
-    server.daemon_threads = True  # we wait for in-flight requests ourselves
+    server = Server(("127.0.0.1", port), Handler, bind_and_activate=False)
     if fd is not None:
         server.socket.close()
         server.socket = socket.socket(fileno=fd)
@@ -156,15 +172,20 @@ def main():
     server.shutdown()  # stop the accept loop
     server.socket.close()
     while True:
+        now = time.monotonic()
         with lock:
-            busy = sum(conns.values())
-            idle = [c for c, n in conns.items() if n == 0]
+            busy = sum(st[0] for st in conns.values())
+            fresh = sum(1 for st in conns.values() if st[1] == 0 and now - st[2] < NEW_CONN_S)
+            # Idle keep-alive connections: served before, nothing in flight (the
+            # grace gave their clients a Connection: close if they were active),
+            # or fresh ones whose time ran out.
+            idle = [c for c, st in conns.items() if st[0] == 0 and (st[1] > 0 or now - st[2] >= NEW_CONN_S)]
         for c in idle:  # wakes the handler thread blocked reading the next request
             try:
                 c.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if busy == 0:
+        if busy == 0 and fresh == 0:
             break
         if time.monotonic() > deadline:
             print(f"{APP} pid={os.getpid()}: drain timeout, forcing exit", file=sys.stderr, flush=True)

@@ -26,6 +26,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), "hr-examples-"));
 let goBinary: string | null = null;
 
 const procs: Subprocess[] = [];
+const loads: Array<{ stop(): Promise<unknown> }> = [];
 const strayPids: number[] = [];
 
 function alive(pid: number): boolean {
@@ -37,7 +38,8 @@ function alive(pid: number): boolean {
   }
 }
 
-afterEach(() => {
+afterEach(async () => {
+  await Promise.all(loads.splice(0).map((l) => l.stop()));
   for (const p of procs.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
   for (const pid of strayPids.splice(0)) if (alive(pid)) process.kill(pid, "SIGKILL");
 });
@@ -149,6 +151,9 @@ describe("example apps", () => {
           SPAWN_GRANDCHILD: "1",
           GIN_MODE: "release",
         };
+        // systemd-socket-activate passes only -E variables (and LISTEN_*), not our
+        // environment; forward the drain knobs so they can be varied by hand.
+        for (const k of ["HR_GRACE_MS", "HR_DRAIN_TIMEOUT_MS"]) if (process.env[k]) env[k] = process.env[k]!;
         let cmd = app.cmd();
         if (app.mode === "fd") {
           // Binds the socket, waits for the first connection, then execs the app
@@ -188,8 +193,10 @@ describe("example apps", () => {
         strayPids.push(Number(sleeper!.trim().split(/\s+/)[0]));
 
         const load = startLoad({ url: `${base}/`, concurrency: 50, keepAliveShare: 0.5, durationMs: 10_000 });
+        loads.push(load);
         await Bun.sleep(700);
         const slow = get(`${base}/slow?ms=${SLOW_MS}`, { timeoutMs: 10_000 });
+        slow.catch(() => {}); // awaited below; never an unhandled rejection if we fail first
         await Bun.sleep(100);
         const exited = proc.exited.then((code) => ({ code, at: performance.now() }));
         const termAt = performance.now();
