@@ -24,8 +24,6 @@ export interface ProxyOptions {
   waitMs?: number;
   /** Max bytes remembered for replay (default 1 MiB); beyond it a connection is plain piping. */
   replayLimit?: number;
-  /** Optional HTTP interception (live reload); called with the first client bytes. */
-  intercept?: (first: Buffer, client: net.Socket) => boolean;
 }
 
 /** A free TCP port on 127.0.0.1 (bind :0, read, close). */
