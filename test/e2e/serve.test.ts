@@ -280,6 +280,76 @@ describe("hr serve", () => {
     expect(await h.stop()).toBe(0);
   });
 
+  test("crash loop: 5 crashes of a worker within a minute are reported loudly, backoff doubles, the other worker keeps serving", async () => {
+    const crashy = `#!/bin/sh
+if [ "$HR_WORKER" = 1 ]; then (sleep 0.3; kill -9 $$) & fi
+exec bun ${BUN_NET}
+`;
+    const h = await startServe({ toml: config("", "workers = 2"), files: { "app.sh": crashy } });
+    const w2 = (await h.status()).generations[0]!.workers[1]!.pid;
+    await h.waitForLog(/CRASH LOOP: gen1\/w1 crashed 5 times in the last 60s/, 15_000);
+    expect(h.logs()).toMatch(/replacing it in 100 ms[\s\S]*replacing it in 200 ms[\s\S]*replacing it in 400 ms[\s\S]*replacing it in 800 ms/);
+    const st = await h.status();
+    expect(st.generations[0]!.workers[1]!.pid).toBe(w2);
+    expect(st.generations[0]!.workers[0]!.restarts).toBeGreaterThanOrEqual(4);
+    for (let i = 0; i < 10; i++) expect((await get(h)).status).toBe(200);
+    expect(await h.stop()).toBe(0);
+  }, 30_000);
+
+  test("log.format = json: one object per line for events and worker output; SIGUSR1 prints the status", async () => {
+    const h = await startServe({ toml: config("[log]\nformat = \"json\"\n".replace(/^/, "")).replace("[[listen]]", "[[listen]]"), files: { "app.sh": APP_SH }, waitReady: false });
+    await h.waitForLog(/"serving gen1/);
+    process.kill(h.pid, "SIGUSR1");
+    await h.waitForLog(/"event":"status"/);
+    expect((await h.reload()).code).toBe(0);
+    expect(await h.stop()).toBe(0);
+    const objs = h.logs().trim().split("\n").map((l) => JSON.parse(l));
+    const gens = objs.filter((o) => o.event === "generation").map((o) => `${o.generation}:${o.state}`);
+    for (const g of [1, 2]) expect(gens.filter((x) => x.startsWith(`${g}:`))).toEqual(["starting", "ready", "draining", "exited"].map((st) => `${g}:${st}`));
+    expect(objs.find((o) => o.event === "generation" && o.state === "ready")!.durationMs).toBeGreaterThan(0);
+    expect(objs.find((o) => o.event === "reload" && o.state === "ok")).toMatchObject({ generation: 2 });
+    expect(objs.find((o) => o.scope === "gen1/w1" && o.stream === "stdout")!.msg).toMatch(/listening on fd 3/);
+    expect(objs.find((o) => o.event === "status")!.status.generation).toBe(1);
+  });
+
+  test("a second SIGTERM kills at once (exit 130) instead of waiting for the drain", async () => {
+    const h = await startServe({ toml: config("", "drain_timeout = \"20s\"").replace('drain_timeout = "5s"\n', ""), files: { "app.sh": APP_SH } });
+    const slow = get(h, "/slow?ms=15000").catch((e) => e);
+    await Bun.sleep(200);
+    process.kill(h.pid, "SIGTERM");
+    await h.waitForLog(/draining every generation/);
+    const t0 = Date.now();
+    process.kill(h.pid, "SIGTERM");
+    expect(await h.stop("SIGCONT", 10_000)).toBe(130);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    await slow;
+    expect(h.logs()).toContain("killing every worker now");
+  });
+
+  test.skipIf(!Bun.which("systemd-socket-activate"))("adopts a socket passed by systemd (LISTEN_FDS, matched by name; skipped without systemd-socket-activate)", async () => {
+    const port = await new Promise<number>((r) => {
+      const s = net.createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => r(p));
+      });
+    });
+    const h = await startServe({
+      toml: config().replace("127.0.0.1:0", "127.0.0.1:1"), // the [[listen]] address is ignored when systemd passes "http"
+      files: { "app.sh": APP_SH },
+      // It passes only a few variables on: -E the ones hr and the cleanup need.
+      wrap: ["systemd-socket-activate", "-l", `127.0.0.1:${port}`, "--fdname=http", ...["PATH", "XDG_RUNTIME_DIR", "HR_TEST_TAG", "NO_COLOR"].map((v) => `-E${v}`)],
+      waitReady: false,
+    });
+    // systemd-socket-activate execs hr on the first connection; that request waits in the queue for gen1.
+    h.port = port;
+    await Bun.sleep(200);
+    expect(gen((await get(h)).body)).toBe(1);
+    expect(h.logs()).toContain(`adopted http=127.0.0.1:${port}`);
+    expect((await h.reload()).code).toBe(0);
+    expect(gen((await get(h)).body)).toBeGreaterThanOrEqual(1);
+    expect(await h.stop()).toBe(0);
+  });
+
   test("hr reload / status without a running master: clear error, exit 1", async () => {
     const h = await startServe({ toml: config(), files: { "app.sh": APP_SH } });
     expect(await h.stop()).toBe(0);

@@ -22,6 +22,8 @@ export interface ServeOptions {
   args?: string[];
   /** Wait for the first generation (default true). */
   waitReady?: boolean;
+  /** Run hr under this command, e.g. ["systemd-socket-activate", "-l", "127.0.0.1:8080"]. */
+  wrap?: string[];
 }
 
 export interface HrResult {
@@ -73,7 +75,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   for (const [name, text] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), text, { mode: 0o755 });
   const env = testEnv({ XDG_RUNTIME_DIR: join(dir, "run"), HR_TEST_TAG: tag, ...opts.env });
   let out = "";
-  const proc = Bun.spawn([ensureBinary(), "serve", ...(opts.args ?? [])], { cwd: dir, env: env as Record<string, string>, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const proc = Bun.spawn([...(opts.wrap ?? []), ensureBinary(), "serve", ...(opts.args ?? [])], { cwd: dir, env: env as Record<string, string>, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const waiters = new Set<() => void>();
   const pump = async (s: ReadableStream<Uint8Array>) => {
     const dec = new TextDecoder();
