@@ -101,6 +101,77 @@ async function notifyReceiver(addr: string) {
   return { until, text: () => text };
 }
 
+/**
+ * A minimal fd-handoff master standing in for `hr serve`: binds the socket once,
+ * runs generation 0, and on each "handoff" line starts the next generation with
+ * the socket at fd 3, waits for its READY=1, SIGTERMs the old one and waits for
+ * it to exit. The socket stays open in the master throughout, so any failure the
+ * load client sees is the apps' drain's fault.
+ */
+const HANDOFF_MASTER = String.raw`
+import os, socket, subprocess, sys
+cmd = sys.argv[1:]
+s = socket.socket()
+s.bind(("127.0.0.1", 0)); s.listen(1024)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+ns.bind("\0hr-examples-handoff-%d" % os.getpid())
+print("port", s.getsockname()[1], flush=True)
+def start(gen):
+    env = dict(os.environ, LISTEN_FDS="1", LISTEN_FDNAMES="http", HR_GENERATION=str(gen),
+               NOTIFY_SOCKET="@hr-examples-handoff-%d" % os.getpid())
+    p = subprocess.Popen(cmd, env=env, pass_fds=(3,), stdout=subprocess.DEVNULL)
+    print("pid", p.pid, flush=True)
+    ns.settimeout(20)
+    msg = ns.recv(256)
+    assert msg == b"READY=1", msg
+    print("ready", gen, flush=True)
+    return p
+gen = 0
+cur = start(gen)
+for line in sys.stdin:
+    if line.strip() == "handoff":
+        gen += 1
+        nxt = start(gen)
+        cur.terminate()
+        code = cur.wait(timeout=30)
+        print("handed", gen, code, flush=True)
+        cur = nxt
+    else:
+        break
+cur.terminate()
+print("stopped", cur.wait(timeout=30), flush=True)
+`;
+
+async function lineReader(stream: ReadableStream<Uint8Array>) {
+  let text = "";
+  const waiters: Array<() => void> = [];
+  (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of stream) {
+      text += dec.decode(chunk);
+      waiters.splice(0).forEach((w) => w());
+    }
+    waiters.splice(0).forEach((w) => w());
+  })();
+  /** Resolves with the match once the output matches re (from offset `from`), or throws after ms. */
+  const next = async (re: RegExp, ms: number, from = 0): Promise<RegExpMatchArray> => {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      const m = text.slice(from).match(re);
+      if (m) return m;
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+    throw new Error(`no ${re} within ${ms} ms; output:\n${text}`);
+  };
+  return { next, text: () => text };
+}
+
 interface AppCase {
   name: string;
   mode: "fd" | "port";
@@ -134,6 +205,56 @@ describe("example apps", () => {
     }
     expect(ports.size).toBe(apps.length);
   });
+
+  for (const app of apps.filter((a) => a.mode === "fd")) {
+    test.skipIf(!app.enabled())(
+      `${app.name}: 3 fd handoffs (new generation ready, old one SIGTERMed) under load: 0 failed requests`,
+      async () => {
+        const script = path.join(tmp, "handoff-master.py");
+        await Bun.write(script, HANDOFF_MASTER);
+        const master = Bun.spawn({
+          cmd: [PYTHON!, script, ...app.cmd()],
+          cwd: path.join(EX, app.name),
+          // A short grace keeps the test quick; the load loops send every few ms,
+          // so each gets its Connection: close well within it.
+          env: { ...process.env, HR_GRACE_MS: "300", GIN_MODE: "release" },
+          stdin: "pipe",
+          stdout: "pipe",
+          stderr: "inherit",
+        });
+        procs.push(master);
+        const out = await lineReader(master.stdout as ReadableStream<Uint8Array>);
+        const port = Number((await out.next(/port (\d+)/, 10_000))[1]);
+        await out.next(/ready 0/, 15_000);
+        const base = `http://127.0.0.1:${port}`;
+        await waitForHttp(`${base}/`, { match: new RegExp(`^hello from ${app.name} v1 gen=0 `) });
+
+        const load = startLoad({ url: `${base}/`, concurrency: 50, keepAliveShare: 0.5, durationMs: 20_000 });
+        loads.push(load);
+        const HANDOFFS = 3;
+        for (let g = 1; g <= HANDOFFS; g++) {
+          await Bun.sleep(300);
+          master.stdin.write("handoff\n");
+          master.stdin.flush();
+          const m = await out.next(new RegExp(`handed ${g} (-?\\d+)`), 20_000);
+          expect(Number(m[1]), `old generation ${g - 1} exit code`).toBe(0);
+        }
+        await Bun.sleep(300);
+        const result = await load.stop();
+        master.stdin.write("stop\n");
+        master.stdin.flush();
+        await out.next(/stopped 0/, 10_000);
+        for (const m of out.text().matchAll(/pid (\d+)/g)) strayPids.push(Number(m[1]));
+
+        const summary = { ok: result.ok, failed: result.failed, errors: result.errors, failures: result.failures.slice(0, 5) };
+        expect(result.failed, `${app.name} handoffs: ${JSON.stringify(summary)}`).toBe(0);
+        const gens = [...result.bodies.keys()].sort();
+        expect(gens).toEqual(Array.from({ length: HANDOFFS + 1 }, (_, g) => `hello from ${app.name} v1 gen=${g}`));
+        console.log(`${app.name}: ${HANDOFFS} handoffs, ${result.ok} ok / ${result.failed} failed, bodies ${JSON.stringify([...result.bodies])}`);
+      },
+      40_000,
+    );
+  }
 
   for (const app of apps) {
     test.skipIf(!app.enabled())(
