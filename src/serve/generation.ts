@@ -252,7 +252,7 @@ export class Generation {
     const output = failure ? [...failure.slot.output] : [];
     this.error = reason;
     const tail = output.length ? `\n  last output of ${this.name}/w${failure!.slot.index}:\n${output.map((l) => `    | ${l}`).join("\n")}` : "";
-    this.to("failed", { durationMs: ms, reason, output }, "error", `${this.name} failed after ${ms} ms: ${reason}${tail}`);
+    this.to("failed", { durationMs: ms, reason, output }, failure ? "error" : "warn", `${this.name} failed after ${ms} ms: ${reason}${tail}`);
     void this.stopAll();
     return { ok: false, ms, reason, output };
   }
@@ -325,6 +325,13 @@ export class Generation {
         slot.notify = openNotifySocket(join(this.opts.runtimeDir, `g${this.number}w${slot.index}.${++notifySeq}.sock`));
       }
       if (needsPort(ready.type)) port = ready.port ?? (await freePort());
+      // Never spawn into a generation that started stopping while we waited.
+      if (signal.aborted) {
+        slot.notify?.close();
+        slot.notify = undefined;
+        slot.state = "exited";
+        return { ok: false, ms: 0, kind: "aborted", reason: "cancelled" };
+      }
       const env: Record<string, string | undefined> = {
         ...this.opts.baseEnv,
         ...cfg.run.env,

@@ -69,7 +69,8 @@ export class Master {
   private reloads: ReloadRecord[] = [];
   private reloadCount = 0;
   private busy = false;
-  private current?: Promise<ReloadRecord>;
+  /** The reload (or first start) in progress. */
+  private current?: Promise<unknown>;
   private queued?: Queued;
 
   private stopping = false;
@@ -143,7 +144,10 @@ export class Master {
     // The first generation: failing it is fatal.
     this.busy = true;
     const first = this.newGeneration();
-    const r = await first.start(this.shutdownAc.signal);
+    const starting = first.start(this.shutdownAc.signal);
+    this.current = starting; // shutdown() waits for it like for a reload
+    const r = await starting;
+    this.current = undefined;
     this.busy = false;
     if (!r.ok) {
       if (!this.stopping) {
@@ -232,12 +236,13 @@ export class Master {
     const rec: ReloadRecord = { id: ++this.reloadCount, trigger, startedAt: new Date().toISOString(), result: "running" };
     this.reloads.push(rec);
     if (this.reloads.length > KEEP_RELOADS) this.reloads.shift();
-    this.current = this.doReload(rec).finally(() => {
+    const p = this.doReload(rec).finally(() => {
       this.busy = false;
       this.current = undefined;
       this.startQueued();
     });
-    return this.current;
+    this.current = p;
+    return p;
   }
 
   private async doReload(rec: ReloadRecord): Promise<ReloadRecord> {

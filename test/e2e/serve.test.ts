@@ -350,6 +350,17 @@ exec bun ${BUN_NET}
     expect(await h.stop()).toBe(0);
   });
 
+  test("SIGTERM while the first generation is starting stops it gracefully and exits 0", async () => {
+    const h = await startServe({ toml: config("", 'ready = { type = "delay", delay = "5s" }'), files: { "app.sh": APP_SH }, waitReady: false });
+    await h.waitForLog(/gen1\/w1 \| bun-net v1 gen=1 pid=\d+ listening/);
+    const t0 = Date.now();
+    expect(await h.stop("SIGTERM")).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(h.logs()).toContain("gen1 failed");
+    expect(h.logs()).toMatch(/gen1\/w1 \| bun-net pid=\d+: SIGTERM, draining/);
+    expect(taggedPids(h.tag)).toEqual([]);
+  });
+
   test("hr reload / status without a running master: clear error, exit 1", async () => {
     const h = await startServe({ toml: config(), files: { "app.sh": APP_SH } });
     expect(await h.stop()).toBe(0);
