@@ -24,7 +24,7 @@ afterEach(async () => {
   expect(await cleanupServes()).toEqual([]);
 });
 
-const toml = (cmd: string[], workers: number, env: Record<string, string> = {}) => `[run]
+const toml = (cmd: string[], workers: number, env: Record<string, string> = {}, ready = "notify") => `[run]
 cmd = ${JSON.stringify(cmd)}
 env = { ${Object.entries(env).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")} }
 
@@ -35,7 +35,7 @@ address = "127.0.0.1:0"
 [serve]
 workers = ${workers}
 drain_timeout = "15s"
-ready = { type = "notify", timeout = "20s" }
+ready = { type = "${ready}", timeout = "20s" }
 `;
 
 const pct = (xs: number[], p: number) => {
@@ -44,8 +44,8 @@ const pct = (xs: number[], p: number) => {
   return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!);
 };
 
-async function drill(name: string, cmd: string[], workers: number, reloads: number, env: Record<string, string> = {}) {
-  const h = await startServe({ toml: toml(cmd, workers, env) });
+async function drill(name: string, cmd: string[], workers: number, reloads: number, env: Record<string, string> = {}, ready = "notify") {
+  const h = await startServe({ toml: toml(cmd, workers, env, ready) });
   const url = `http://127.0.0.1:${h.port}/`;
   const load = startLoad({ url, concurrency: 50, keepAliveShare: 0.5, durationMs: 170_000, timeoutMs: 10_000 });
   const durations: number[] = [];
@@ -65,7 +65,7 @@ async function drill(name: string, cmd: string[], workers: number, reloads: numb
   }
   const lastGen = reloads + 1;
   console.log(
-    `[drill] ${name} workers=${workers}: ${reloads} reloads, ${res.ok} ok, ${res.failed} failed${res.failed ? ` ${JSON.stringify(res.errors)}` : ""}; ` +
+    `[drill] ${name} workers=${workers} ready=${ready}: ${reloads} reloads, ${res.ok} ok, ${res.failed} failed${res.failed ? ` ${JSON.stringify(res.errors)}` : ""}; ` +
       `reload ms median ${pct(durations, 50)} max ${Math.max(...durations)}; latency p50 ${pct(res.latenciesMs, 50)} p99 ${pct(res.latenciesMs, 99)} max ${pct(res.latenciesMs, 100)} ms; ${(res.elapsedMs / 1000).toFixed(1)} s`,
   );
   if (res.failed) console.log(`[drill] first failures: ${JSON.stringify(res.failures.slice(0, 5))}`);
@@ -83,6 +83,7 @@ describe("zero-downtime drill (fd strategy, 50 connections, non-retrying)", () =
   test("bun-net, 1 worker, 20 reloads", () => drill("bun-net", ["bun", join(EXAMPLES, "bun-net", "server.ts")], 1, 20), 120_000);
   test("bun-net, 2 workers, 20 reloads", () => drill("bun-net", ["bun", join(EXAMPLES, "bun-net", "server.ts")], 2, 20), 120_000);
   test("node-http, 2 workers, 8 reloads", () => drill("node-http", ["node", join(EXAMPLES, "node-http", "server.mjs")], 2, 8), 90_000);
+  test("node-http, 2 workers, 5 reloads, ipc readiness (process.send)", () => drill("node-http", ["node", join(EXAMPLES, "node-http", "server.mjs")], 2, 5, {}, "ipc"), 60_000);
   test("python, 1 worker, 8 reloads", () => drill("python", ["python3", join(EXAMPLES, "python", "server.py")], 1, 8, { PYTHONUNBUFFERED: "1" }), 90_000);
 
   const goBin = spawnSync("sh", ["-c", "command -v go"]).status === 0;
