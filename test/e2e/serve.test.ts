@@ -4,7 +4,7 @@
  * SIGKILL of the master, serve.watch, coalesced reloads, failed builds.
  * Every test cleans up every process it started (HR_TEST_TAG scan of /proc).
  */
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { renameSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
@@ -12,6 +12,7 @@ import { ensureBinary } from "../helpers/hr.ts";
 import { get as httpGet } from "../helpers/http.ts";
 import { cleanupServes, EXAMPLES, startServe, taggedPids, type ServeHandle } from "../helpers/serve.ts";
 
+setDefaultTimeout(30_000);
 beforeAll(() => void ensureBinary());
 afterEach(async () => {
   const left = await cleanupServes();
@@ -236,7 +237,7 @@ describe("hr serve", () => {
   });
 
   test("reloads never overlap: requests during a reload are coalesced into one queued reload", async () => {
-    const h = await startServe({ toml: config("", 'ready = { type = "delay", delay = "700ms" }'), files: { "app.sh": APP_SH } });
+    const h = await startServe({ toml: config("", 'ready = { type = "delay", delay = "1500ms" }'), files: { "app.sh": APP_SH } });
     const results = await Promise.all([h.reload(), Bun.sleep(100).then(() => h.reload()), Bun.sleep(200).then(() => h.reload()), Bun.sleep(300).then(() => h.reload())]);
     expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0]);
     expect(results.map((r) => r.json.reload.generation)).toEqual([2, 3, 3, 3]);
