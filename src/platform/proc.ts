@@ -39,32 +39,46 @@ function pidDirs(): number[] {
   return out;
 }
 
-interface Stat {
+export interface ProcEntry {
   pid: number;
   ppid: number;
+  /** Process group id. */
+  pgid: number;
+  /** Session id: orphans reparented to init keep it, so it still ties them to their tree. */
+  sid: number;
   state: string;
-  pgrp: number;
+  /** Start time in clock ticks since boot: (pid, start) identifies a process across pid reuse. */
+  start: number;
 }
 
 /** Parse /proc/<pid>/stat (comm may contain spaces and parens: split after the last ')'). */
-export function readStat(pid: number): Stat | undefined {
+export function readStat(pid: number): ProcEntry | undefined {
   const s = readText(`/proc/${pid}/stat`);
   if (!s) return undefined;
   const close = s.lastIndexOf(")");
   if (close < 0) return undefined;
+  // f[0] is field 3 (state); field n is f[n - 3].
   const f = s.slice(close + 2).split(" ");
-  return { pid, state: f[0] ?? "?", ppid: Number(f[1]), pgrp: Number(f[2]) };
+  return { pid, state: f[0] ?? "?", ppid: Number(f[1]), pgid: Number(f[2]), sid: Number(f[3]), start: Number(f[19]) };
+}
+
+/** Every process's stat entry (processes that exit mid-scan are skipped). */
+export function processTable(): ProcEntry[] {
+  const out: ProcEntry[] = [];
+  for (const pid of pidDirs()) {
+    const entry = readStat(pid);
+    if (entry) out.push(entry);
+  }
+  return out;
 }
 
 /** All descendants of `pid` (children, grandchildren, ...), breadth-first; excludes `pid`. */
 export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
-  for (const p of pidDirs()) {
-    const st = readStat(p);
-    if (!st) continue;
+  for (const st of processTable()) {
     let list = children.get(st.ppid);
     if (!list) children.set(st.ppid, (list = []));
-    list.push(p);
+    list.push(st.pid);
   }
   const out: number[] = [];
   const queue = [pid];

@@ -22,7 +22,7 @@
  * ran has no link left to the child (different ppid, pgid and sid) and cannot be
  * found. Linux-only (/proc); on other systems only the process group is signalled.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { processTable, readStat, type ProcEntry } from "../platform/proc.ts";
 import type { SignalName } from "./signals.ts";
 
 export interface ExitInfo {
@@ -103,60 +103,11 @@ export class SpawnError extends Error {
 }
 
 // ---------------------------------------------------------------------------
-// /proc process table. Kept here (small and synchronous) rather than using
-// src/platform/proc.ts descendants(): stop() also needs pgid, sid (orphans that
-// stayed in the group after their parent died are no longer ppid descendants)
-// and start time (pid-reuse guard). Swap once platform/proc.ts exposes those.
+// The process tree, from /proc: stop() needs pgid and sid (orphans that stayed
+// in the group after their parent died are no longer ppid descendants) and
+// start time (pid-reuse guard).
 
-interface ProcEntry {
-  pid: number;
-  ppid: number;
-  pgid: number;
-  sid: number;
-  state: string;
-  /** Start time in clock ticks since boot: (pid, start) identifies a process. */
-  start: number;
-}
-
-/** Parses /proc/<pid>/stat; null when the process is gone. */
-function readStat(pid: number): ProcEntry | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, "latin1");
-  } catch {
-    return null;
-  }
-  // comm (field 2) may contain spaces and parens: split after the last ')'.
-  const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  // rest[0] = field 3 (state); field n is rest[n - 3].
-  return {
-    pid,
-    state: rest[0] ?? "?",
-    ppid: Number(rest[1]),
-    pgid: Number(rest[2]),
-    sid: Number(rest[3]),
-    start: Number(rest[19]),
-  };
-}
-
-function processTable(): ProcEntry[] {
-  let names: string[];
-  try {
-    names = readdirSync("/proc");
-  } catch {
-    return [];
-  }
-  const out: ProcEntry[] = [];
-  for (const n of names) {
-    const c = n.charCodeAt(0);
-    if (c < 48 || c > 57) continue;
-    const e = readStat(Number(n));
-    if (e) out.push(e);
-  }
-  return out;
-}
-
-const gone = (e: ProcEntry | null) => e === null || e.state === "Z" || e.state === "X";
+const gone = (e: ProcEntry | null | undefined) => !e || e.state === "Z" || e.state === "X";
 
 /**
  * Every live process belonging to the tree rooted at `root` (root excluded):
