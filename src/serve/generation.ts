@@ -125,6 +125,8 @@ export interface WorkerStatus {
   state: WorkerState;
   uptimeMs: number | null;
   restarts: number;
+  /** Crashes in the last minute (≥ 5: crash loop). */
+  recentCrashes: number;
   lastExit?: string;
 }
 
@@ -297,9 +299,18 @@ export class Generation {
           slot.state = "exited";
           return;
         }
-        if (!slot.child.exitInfo) slot.state = "stopping";
+        const wasRunning = !slot.child.exitInfo;
+        if (wasRunning) slot.state = "stopping";
         const info = await slot.child.stop({ signal: sig, timeoutMs });
         slot.lastExit ??= info.describe();
+        if (wasRunning && info.signal === "SIGKILL" && sig !== "SIGKILL") {
+          this.log.warn(`${this.name}/w${slot.index} (pid ${slot.child.pid}) did not exit within ${fmt(timeoutMs)} of ${sig}: SIGKILLed (in-flight requests were cut off; see docs/serve.md, draining)`, {
+            event: "worker_killed",
+            generation: this.number,
+            worker: slot.index,
+            pid: slot.child.pid,
+          });
+        }
         slot.state = "exited";
         slot.notify?.close();
       }),
@@ -477,6 +488,7 @@ export class Generation {
         state: s.state,
         uptimeMs: s.child && !s.child.exitInfo ? now - s.startedAt : null,
         restarts: s.restarts,
+        recentCrashes: crashesInWindow(s.crashTimes, now),
         ...(s.lastExit ? { lastExit: s.lastExit } : {}),
       })),
     };

@@ -1,6 +1,6 @@
 /** Human-readable `hr status` (also printed to the log on SIGUSR1). */
 import type { ReloadRecord, ServeStatus } from "../control/protocol.ts";
-import { fmt } from "./generation.ts";
+import { CRASH_LOOP_COUNT, fmt } from "./generation.ts";
 
 function reloadLine(r: ReloadRecord): string {
   const when = r.startedAt.slice(11, 19);
@@ -24,7 +24,8 @@ export function formatStatus(s: ServeStatus): string {
       const up = w.uptimeMs !== null ? `, up ${fmt(w.uptimeMs)}` : "";
       const restarts = w.restarts ? `, ${w.restarts} restart${w.restarts === 1 ? "" : "s"}` : "";
       const last = w.lastExit && w.state !== "ready" ? `, last: ${w.lastExit}` : "";
-      out.push(`  w${w.worker} ${pid} ${w.state}${up}${restarts}${last}`);
+      const loop = w.recentCrashes >= CRASH_LOOP_COUNT ? `, CRASH LOOP (${w.recentCrashes} crashes in the last minute)` : "";
+      out.push(`  w${w.worker} ${pid} ${w.state}${up}${restarts}${last}${loop}`);
     }
   }
   if (s.reloads.length) {

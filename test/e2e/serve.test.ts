@@ -293,6 +293,8 @@ exec bun ${BUN_NET}
     const st = await h.status();
     expect(st.generations[0]!.workers[1]!.pid).toBe(w2);
     expect(st.generations[0]!.workers[0]!.restarts).toBeGreaterThanOrEqual(4);
+    expect(st.generations[0]!.workers[0]!.recentCrashes).toBeGreaterThanOrEqual(5);
+    expect((await h.hr(["status"])).stdout).toMatch(/w1 .*CRASH LOOP \(\d+ crashes in the last minute\)/);
     for (let i = 0; i < 10; i++) expect((await get(h)).status).toBe(200);
     expect(await h.stop()).toBe(0);
   }, 30_000);
@@ -360,6 +362,17 @@ exec bun ${BUN_NET}
     expect(h.logs()).toContain("gen1 failed");
     expect(h.logs()).toMatch(/gen1\/w1 \| bun-net pid=\d+: SIGTERM, draining/);
     expect(taggedPids(h.tag)).toEqual([]);
+  });
+
+  test("a worker that ignores the stop signal is SIGKILLed after drain_timeout, with a warning", async () => {
+    const stubborn = `#!/bin/sh\ntrap '' TERM\necho "gen=$HR_GENERATION up"\nwhile :; do sleep 0.1; done\n`;
+    const h = await startServe({ toml: config("", 'ready = { type = "delay", delay = "100ms" }').replace('drain_timeout = "5s"', 'drain_timeout = "500ms"'), files: { "app.sh": stubborn } });
+    const old = (await h.status()).generations[0]!.workers[0]!.pid!;
+    expect((await h.reload()).code).toBe(0);
+    await h.waitForLog(/gen1\/w1 \(pid \d+\) did not exit within 500 ms of SIGTERM: SIGKILLed/, 5000);
+    expect(alive(old)).toBe(false);
+    const code = await h.stop("SIGTERM");
+    expect(code).toBe(0);
   });
 
   test("hr reload / status without a running master: clear error, exit 1", async () => {
