@@ -40,6 +40,11 @@ export interface MasterOptions {
   configFile: string | null;
   log: Logger;
   env: Record<string, string | undefined>;
+  /**
+   * Re-reads the config (hr.toml + env + the same flags) at each reload; throws
+   * ConfigError. The new generation uses the result; [[listen]] changes need a restart.
+   */
+  reloadConfig?: () => Config;
 }
 
 const KEEP_RELOADS = 20;
@@ -52,7 +57,7 @@ interface Queued {
 }
 
 export class Master {
-  private readonly cfg: Config;
+  private cfg: Config;
   private readonly log: Logger;
   private readonly startedAt = Date.now();
   private paths!: RuntimePaths;
@@ -161,12 +166,7 @@ export class Master {
       sdNotifySafe(this.masterNotify, `READY=1\nMAINPID=${process.pid}\nSTATUS=serving gen${first.number}`);
       if (!this.stopping) {
         log.info(`serving gen${first.number}; reload with \`hr reload\` or kill -HUP ${process.pid}`);
-        if (this.cfg.serve.watch.length) {
-          this.watcher = watchFiles(this.cfg.serve.watch, this.opts.root, (changed) => void this.requestReload(`watch: ${changed.join(", ")}`), {
-            onError: (m) => log.warn(m),
-          });
-          log.info(`reloading when ${this.cfg.serve.watch.join(", ")} change${this.cfg.serve.watch.length === 1 ? "s" : ""}`);
-        }
+        this.startWatcher();
       }
       if (this.queued && !this.stopping) this.startQueued();
     }
@@ -266,6 +266,15 @@ export class Master {
       return rec;
     };
     try {
+      if (this.opts.reloadConfig) {
+        let next: Config;
+        try {
+          next = this.opts.reloadConfig();
+        } catch (e) {
+          return fail(`config: ${(e as Error).message}`);
+        }
+        this.applyConfig(next);
+      }
       if (this.cfg.serve.build && (this.cfg.build.cmd || this.cfg.build.pre || this.cfg.build.post)) {
         const b = await runBuild(this.cfg, this.opts.root, this.baseEnv, log, this.shutdownAc.signal);
         if (!b.ok) return fail(b.error ?? "build failed", b.output);
@@ -294,6 +303,32 @@ export class Master {
     } finally {
       this.prune();
     }
+  }
+
+  /** Takes a re-read config for the next generation; what can't change without a restart is kept and warned about. */
+  private applyConfig(next: Config) {
+    const prev = this.cfg;
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const changed = (Object.keys(next) as (keyof Config)[]).filter((k) => !same(prev[k], next[k]));
+    if (!changed.length) return;
+    if (!same(prev.listen, next.listen) || prev.serve.strategy !== next.serve.strategy) {
+      this.log.warn("[[listen]] / serve.strategy changes need a restart of hr serve; keeping the current sockets");
+    }
+    this.cfg = { ...next, listen: prev.listen, serve: { ...next.serve, strategy: prev.serve.strategy } };
+    this.log.info(`config reloaded: ${changed.map((k) => `[${k}]`).join(", ")} changed`, { event: "config", changed });
+    if (!same(prev.serve.watch, next.serve.watch) && this.watcher) {
+      this.watcher.close();
+      this.watcher = undefined;
+      this.startWatcher();
+    }
+  }
+
+  private startWatcher() {
+    if (!this.cfg.serve.watch.length || this.stopping) return;
+    this.watcher = watchFiles(this.cfg.serve.watch, this.opts.root, (changed) => void this.requestReload(`watch: ${changed.join(", ")}`), {
+      onError: (m) => this.log.warn(m),
+    });
+    this.log.info(`reloading when ${this.cfg.serve.watch.join(", ")} change${this.cfg.serve.watch.length === 1 ? "s" : ""}`);
   }
 
   // -------------------------------------------------------------------------

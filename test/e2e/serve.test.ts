@@ -9,7 +9,7 @@ import { renameSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { ensureBinary } from "../helpers/hr.ts";
-import { get as httpGet } from "../helpers/http.ts";
+import { get as httpGet, waitForHttp } from "../helpers/http.ts";
 import { cleanupServes, EXAMPLES, startServe, taggedPids, type ServeHandle } from "../helpers/serve.ts";
 
 setDefaultTimeout(30_000);
@@ -373,6 +373,30 @@ exec bun ${BUN_NET}
     expect(alive(old)).toBe(false);
     const code = await h.stop("SIGTERM");
     expect(code).toBe(0);
+  });
+
+  test("reload re-reads hr.toml: [run].env applies to the new generation; an invalid file fails the reload, the old one keeps serving", async () => {
+    const tagged = `#!/bin/sh\necho "release=$RELEASE"\nexec bun ${BUN_NET}\n`;
+    const h = await startServe({ toml: config('env = { RELEASE = "a" }'), files: { "app.sh": tagged } });
+    await h.waitForLog(/gen1\/w1 \| release=a/);
+    writeFileSync(join(h.dir, "hr.toml"), config('env = { RELEASE = "b" }'));
+    expect((await h.reload()).code).toBe(0);
+    await h.waitForLog(/gen2\/w1 \| release=b/);
+    expect(h.logs()).toContain("config reloaded: [run] changed");
+    await h.waitForLog(/gen1 exited/, 10_000);
+    writeFileSync(join(h.dir, "hr.toml"), config('env = { RELEASE = "c" }').replace('drain_timeout = "5s"', "drain_timeout = 5"));
+    const bad = await h.reload();
+    expect(bad.code).toBe(1);
+    expect(bad.json.error).toContain("serve.drain_timeout");
+    expect(gen((await get(h)).body)).toBe(2);
+    // A [[listen]] change is not applied (the sockets are kept) and says so.
+    writeFileSync(join(h.dir, "hr.toml"), config('env = { RELEASE = "d" }').replace("127.0.0.1:0", "127.0.0.1:1"));
+    const ok = await h.reload();
+    expect(ok.code).toBe(0);
+    expect(ok.json.reload.generation).toBe(3); // the failed reload started no generation
+    expect(h.logs()).toContain("[[listen]] / serve.strategy changes need a restart");
+    await waitForHttp(`http://127.0.0.1:${h.port}/`, { match: /gen=3 /, timeoutMs: 5000 });
+    expect(await h.stop()).toBe(0);
   });
 
   test("hr reload / status without a running master: clear error, exit 1", async () => {

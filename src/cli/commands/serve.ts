@@ -13,7 +13,9 @@ export const serve: CommandSpec = {
       --ready-timeout DUR how long a new generation may take to get ready (default 30s)
   -- CMD…                 run CMD instead of [run].cmd
 
-Reload with SIGHUP or \`hr reload\`; stop with SIGTERM or Ctrl-C.`,
+Reload with SIGHUP or \`hr reload\` (hr.toml is re-read: [run], [build] and [serve]
+changes apply to the new generation; [[listen]] changes need a restart);
+stop with SIGTERM or Ctrl-C (twice: kill at once).`,
   options: {
     workers: { type: "string", short: "w" },
     strategy: { type: "string" },
@@ -29,6 +31,8 @@ Reload with SIGHUP or \`hr reload\`; stop with SIGTERM or Ctrl-C.`,
     override(flags, "serve.ready.timeout", ctx.values["ready-timeout"]);
     override(flags, "run.cmd", runOverride(ctx.positionals));
     const loaded = ctx.loadConfig(flags);
-    return new Master({ config: loaded.config, root: loaded.root, configFile: loaded.file, log: ctx.log, env: ctx.env }).run();
+    const log = ctx.log;
+    const reloadConfig = loaded.file ? () => ctx.loadConfig(flags).config : undefined;
+    return new Master({ config: loaded.config, root: loaded.root, configFile: loaded.file, log, env: ctx.env, reloadConfig }).run();
   },
 };
