@@ -67,6 +67,9 @@ export class DevSession {
   /** Changed paths since the last app start (survive cancelled and failed builds). */
   private changed = new Set<string>();
   private wakeUp: (() => void) | null = null;
+  /** Latency tracing (-v): when the first event of the pending change arrived, etc. */
+  private trace: { eventAt: number; debouncedAt: number; batchAt: number } | null = null;
+  private acceptTrace: { port?: number; eventAt: number; gen: number } | null = null;
 
   private gen = 0;
   private consecutiveCrashes = 0;
@@ -84,10 +87,12 @@ export class DevSession {
   // ------------------------------------------------------------------ events
 
   /** A debounced batch of changed paths from the watcher. */
-  onChange(paths: string[]): void {
+  onChange(paths: string[], trace: { firstEventAt?: number; debouncedAt?: number } = {}): void {
     if (this.quitRequested || paths.length === 0) return;
     for (const p of paths) this.changed.add(p);
     this.dirty = true;
+    const now = performance.now();
+    this.trace ??= { eventAt: trace.firstEventAt ?? now, debouncedAt: trace.debouncedAt ?? now, batchAt: now };
     this.log.debug(`changed: ${paths.join(", ")}`);
     this.cancelBuild("a file changed during the build");
     this.wake();
@@ -179,7 +184,16 @@ export class DevSession {
       this.sockets = openSockets(cfg.listen, this.opts.root, this.opts.env);
     }
     if (this.strategy === "proxy") {
-      this.proxy = new DevProxy({ fds: this.sockets!.fds, log });
+      this.proxy = new DevProxy({
+        fds: this.sockets!.fds,
+        log,
+        onUpstream: (port) => {
+          const t = this.acceptTrace;
+          if (!t || t.port !== port) return;
+          this.acceptTrace = null;
+          log.debug(`timeline gen ${t.gen}: first connection forwarded +${(performance.now() - t.eventAt).toFixed(1)}`);
+        },
+      });
       await this.proxy.start();
     }
     if (this.opts.signals !== false) this.installSignals();
@@ -201,7 +215,7 @@ export class DevSession {
         pollMs,
         onError: (e) => log.warn(`watch: ${e.message}`),
       },
-      (batch) => this.onChange(batch.paths),
+      (batch, trace) => this.onChange(batch.paths, trace),
     );
     if (this.opts.keys !== false) {
       this.keys = readKeys((cmd) => (cmd === "restart" ? this.requestRestart() : this.requestQuit("q")));
@@ -240,6 +254,7 @@ export class DevSession {
     if (this.cfg.dev.clear_screen && trigger !== "start") clearScreen();
 
     let buildMs: number | null = null;
+    let builtAt: number | null = null;
     if (this.steps.length > 0) {
       const paths = [...this.changed].sort();
       const build = new BuildRun({
@@ -267,6 +282,7 @@ export class DevSession {
         }
         case "ok":
           buildMs = result.ms;
+          builtAt = performance.now();
       }
       if (this.quitRequested) return;
       if (this.dirty) {
@@ -274,7 +290,7 @@ export class DevSession {
         return;
       }
     }
-    await this.restart(trigger, buildMs);
+    await this.restart(trigger, buildMs, builtAt);
   }
 
   private keeping(): string {
@@ -284,10 +300,13 @@ export class DevSession {
   }
 
   /** Stop the old tree (all of it), then start the new app. */
-  private async restart(trigger: Trigger, buildMs: number | null): Promise<void> {
+  private async restart(trigger: Trigger, buildMs: number | null, builtAt: number | null = null): Promise<void> {
     this.state.phase = { kind: "restarting", trigger };
     const t0 = performance.now();
+    const trace = this.trace;
+    this.trace = null;
     await this.stopApp();
+    const stoppedAt = performance.now();
     if (this.quitRequested) {
       this.state.phase = { kind: "idle" };
       return;
@@ -295,9 +314,19 @@ export class DevSession {
     const paths = [...this.changed].sort();
     this.changed.clear();
     const app = this.startApp(paths);
-    const restartMs = performance.now() - t0;
+    const spawnedAt = performance.now();
+    const restartMs = spawnedAt - t0;
     this.state.phase = { kind: "idle" };
     if (!app) return;
+    if (trace && trigger === "change") {
+      const at = (t: number) => `+${(t - trace.eventAt).toFixed(1)}`;
+      this.log.debug(
+        `timeline gen ${app.gen} (ms since the first event): debounce fired ${at(trace.debouncedAt)} · batch ${at(trace.batchAt)}` +
+          `${builtAt !== null ? ` · built ${at(builtAt)}` : ""} · old tree gone ${at(stoppedAt)} · spawned ${at(spawnedAt)}`,
+        { event: "timeline", gen: app.gen, debounced: trace.debouncedAt - trace.eventAt, batch: trace.batchAt - trace.eventAt, built: builtAt === null ? null : builtAt - trace.eventAt, stopped: stoppedAt - trace.eventAt, spawned: spawnedAt - trace.eventAt },
+      );
+      this.acceptTrace = { port: app.port, eventAt: trace.eventAt, gen: app.gen };
+    }
     if (trigger !== "crash") this.consecutiveCrashes = 0;
     const c = this.log.colors;
     const parts: string[] = [];
@@ -323,8 +352,11 @@ export class DevSession {
     this.proxy?.setTarget(null); // new connections wait for the next app
     if (app.status === "running") {
       this.stopping.add(app.child);
+      const t0 = performance.now();
+      let exitedMs = 0;
+      void app.child.exited.then(() => (exitedMs = performance.now() - t0));
       const exit = await app.child.stop({ signal: this.cfg.run.stop_signal, timeoutMs: this.cfg.run.stop_timeout });
-      this.log.debug(`gen ${app.gen} (pid ${app.child.pid}) stopped: ${exit.describe()}`);
+      this.log.debug(`gen ${app.gen} (pid ${app.child.pid}) stopped: ${exit.describe()} (exited ${exitedMs.toFixed(1)} ms after ${this.cfg.run.stop_signal}, tree gone after ${(performance.now() - t0).toFixed(1)} ms)`);
     } else if (app.status === "crashed") {
       await app.child.stop({ signal: "SIGKILL", timeoutMs: 0 }); // sweep what it left in its group
     }

@@ -24,6 +24,8 @@ export interface ProxyOptions {
   waitMs?: number;
   /** Max bytes remembered for replay (default 1 MiB); beyond it a connection is plain piping. */
   replayLimit?: number;
+  /** Called after each successful connect to the app (latency tracing). */
+  onUpstream?: (port: number) => void;
 }
 
 /** A free TCP port on 127.0.0.1 (bind :0, read, close). */
@@ -117,7 +119,10 @@ export class DevProxy {
           resolve(s);
         });
       });
-      if (up) return up;
+      if (up) {
+        this.opts.onUpstream?.(port);
+        return up;
+      }
       // Not bound yet (or gone): retry, quickly at first.
       await Bun.sleep(delay);
       delay = Math.min(50, delay * 2);

@@ -36,7 +36,7 @@ export interface WatchOptions {
   gitignore: boolean;
   /** extra always-ignored globs from the caller (e.g. build output) */
   ignore?: string[];
-  /** trailing debounce; 50 default */
+  /** trailing debounce (quiet window; capped at max(1 s, 20 windows) after the first event); 10 default */
   debounceMs: number;
   /** if set: polling mode (stat walk every pollMs) for filesystems without events */
   pollMs?: number;
@@ -50,6 +50,14 @@ export interface WatchOptions {
 export interface ChangeBatch {
   /** relative to root, sorted, unique */
   paths: string[];
+}
+
+/** When a batch's events happened (performance.now()), for latency tracing. */
+export interface BatchTrace {
+  /** The first raw event behind this batch. */
+  firstEventAt?: number;
+  /** The debounce fired. */
+  debouncedAt?: number;
 }
 
 export interface Watcher {
@@ -129,7 +137,7 @@ function toRel(root: string, abs: string): string {
   return r === "." ? "" : r;
 }
 
-export async function watch(opts: WatchOptions, onBatch: (b: ChangeBatch) => void): Promise<Watcher> {
+export async function watch(opts: WatchOptions, onBatch: (b: ChangeBatch, trace: BatchTrace) => void): Promise<Watcher> {
   const root = path.resolve(opts.root);
   const gi = opts.gitignore ? new GitignoreSet() : undefined;
   const filter = createFilter({
@@ -140,7 +148,7 @@ export async function watch(opts: WatchOptions, onBatch: (b: ChangeBatch) => voi
     gitignore: gi,
   });
   const onError = opts.onError ?? ((e: Error) => console.error(`hr: watch: ${e.message}`));
-  const debounceMs = opts.debounceMs >= 0 ? opts.debounceMs : 50;
+  const debounceMs = opts.debounceMs >= 0 ? opts.debounceMs : 10;
 
   // Split targets: directories are walked, files (and missing paths, e.g. a
   // .env not created yet) are watched through a restricted watch on the parent.
@@ -181,16 +189,26 @@ export async function watch(opts: WatchOptions, onBatch: (b: ChangeBatch) => voi
 class Emitter {
   changes = new Set<string>();
   closed = false;
+  /** First raw event / debounce fire since the last batch (latency tracing). */
+  firstAt: number | null = null;
+  firedAt: number | null = null;
   constructor(
-    private readonly onBatch: (b: ChangeBatch) => void,
+    private readonly onBatch: (b: ChangeBatch, trace: BatchTrace) => void,
     private readonly onError: (e: Error) => void,
   ) {}
   emit(): void {
-    if (this.closed || this.changes.size === 0) return;
+    if (this.closed) return;
+    if (this.changes.size === 0) {
+      this.firstAt = this.firedAt = null;
+      return;
+    }
     const paths = [...this.changes].sort();
     this.changes.clear();
+    const firstEventAt = this.firstAt ?? undefined;
+    const debouncedAt = this.firedAt ?? undefined;
+    this.firstAt = this.firedAt = null;
     try {
-      this.onBatch({ paths });
+      this.onBatch({ paths }, { firstEventAt, debouncedAt });
     } catch (e) {
       this.onError(e instanceof Error ? e : new Error(String(e)));
     }
@@ -214,6 +232,12 @@ class NativeWatcher implements Watcher {
   private trailing: Trailing<string>;
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Known files found missing once, re-checked after deleteGraceMs before reporting a deletion. */
+  private readonly regrace = new Set<string>();
+  private readonly graceTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Deletion re-checks in flight: the batch waits for them. */
+  private holding = 0;
+  private readonly deleteGraceMs: number;
 
   constructor(
     private readonly root: string,
@@ -225,7 +249,9 @@ class NativeWatcher implements Watcher {
     private readonly emitter: Emitter,
     private readonly onError: (e: Error) => void,
   ) {
+    this.deleteGraceMs = Math.max(50, debounceMs);
     this.trailing = new Trailing<string>(debounceMs, (items) => {
+      this.emitter.firedAt ??= performance.now();
       this.queue = this.queue.then(() => this.resolve(items)).catch((e) => this.onError(e));
     });
   }
@@ -238,6 +264,8 @@ class NativeWatcher implements Watcher {
     this.closed = true;
     this.emitter.closed = true;
     this.trailing.cancel();
+    for (const t of this.graceTimers) clearTimeout(t);
+    this.graceTimers.clear();
     for (const d of this.dirs.values()) d.watcher.close();
     this.dirs.clear();
     this.visited.clear();
@@ -270,6 +298,7 @@ class NativeWatcher implements Watcher {
     const entry = this.dirs.get(dirRel);
     if (!entry) return;
     if (filename === null || filename === undefined) {
+      this.emitter.firstAt ??= performance.now();
       this.trailing.poke(`${dirRel}\0`); // unknown name: rescan dir
       return;
     }
@@ -289,6 +318,7 @@ class NativeWatcher implements Watcher {
         return;
       }
     }
+    this.emitter.firstAt ??= performance.now();
     this.trailing.poke(key);
   }
 
@@ -400,6 +430,7 @@ class NativeWatcher implements Watcher {
   private async resolve(items: Set<string>): Promise<void> {
     if (this.closed) return;
     let gitignoreChanged = false;
+    const deferred: string[] = [];
     for (const item of items) {
       const sep = item.indexOf("\0");
       const dirRel = item.slice(0, sep);
@@ -431,20 +462,40 @@ class NativeWatcher implements Watcher {
         }
         await this.addDir(rel, true);
       } else if (st) {
+        this.regrace.delete(item);
         if (sub) this.removeTree(rel, true);
         entry.files.add(name);
         if (this.accepts(rel)) this.emitter.changes.add(rel);
       } else {
         if (sub) this.removeTree(rel, true);
+        else if (entry.files.has(name) && this.accepts(rel) && !this.regrace.has(item)) {
+          // A known file is missing: editors that save by moving the old file away
+          // and writing a new one leave this gap. Look again shortly before
+          // reporting a deletion (and restarting an app whose source is missing).
+          this.regrace.add(item);
+          deferred.push(item);
+          continue;
+        }
+        this.regrace.delete(item);
         // Only report deletions of files we knew: filters out the self-events a
         // deleted/moved directory emits about its own name.
         if (entry.files.delete(name) && this.accepts(rel)) this.emitter.changes.add(rel);
       }
     }
+    if (deferred.length) {
+      this.holding++;
+      const t = setTimeout(() => {
+        this.graceTimers.delete(t);
+        this.holding--;
+        this.trailing.poke(...deferred);
+      }, this.deleteGraceMs);
+      this.graceTimers.add(t);
+    }
     if (gitignoreChanged) await this.reconcile();
     if (this.closed) return;
-    // Real events arrived while resolving: their quiet period decides the batch.
-    if (!this.trailing.hot) this.emitter.emit();
+    // Real events arrived while resolving (or a deletion is being re-checked):
+    // their quiet period decides the batch.
+    if (!this.trailing.hot && this.holding === 0) this.emitter.emit();
   }
 
   /** Re-list a directory when the kernel did not name the entry (overflow). */
@@ -500,7 +551,10 @@ class PollWatcher implements Watcher {
     debounceMs: number,
     private readonly emitter: Emitter,
   ) {
-    this.trailing = new Trailing<string>(debounceMs, () => this.emitter.emit());
+    this.trailing = new Trailing<string>(debounceMs, () => {
+      this.emitter.firedAt ??= performance.now();
+      this.emitter.emit();
+    });
     this.schedule();
   }
 
@@ -519,6 +573,7 @@ class PollWatcher implements Watcher {
       if (this.closed) return;
       if (changed.length) {
         for (const c of changed) this.emitter.changes.add(c);
+        this.emitter.firstAt ??= performance.now();
         this.trailing.poke();
       }
       this.schedule();

@@ -29,7 +29,7 @@ stop_timeout = "3s"
 [watch]
 include_ext = ["ts"]
 exclude = ["generated/**"]
-debounce = "${opts.debounce ?? "50ms"}"
+${opts.debounce ? `debounce = "${opts.debounce}"` : ""}
 [[listen]]
 name = "http"
 address = "127.0.0.1:${port}"
@@ -66,8 +66,8 @@ describe("hr dev (bun-net, fd strategy)", () => {
     expect(await body(app.url)).toMatch(/v2 gen=2 /);
   }, 20_000);
 
-  test("a burst of 2,000 file writes → exactly one rebuild", async () => {
-    const app = bunNet({ debounce: "200ms" });
+  test("a burst of 2,000 file writes → exactly one rebuild (default debounce)", async () => {
+    const app = bunNet();
     mkdirSync(join(app.dir, "burst"));
     const hr = h.start(app.dir);
     await waitForBody(app.url, /gen=1 /);
@@ -79,7 +79,7 @@ describe("hr dev (bun-net, fd strategy)", () => {
     expect(await body(app.url)).toMatch(/gen=2 /);
   }, 20_000);
 
-  test("atomic-rename save → exactly one restart", async () => {
+  test("atomic-rename save → exactly one restart (default debounce)", async () => {
     const app = bunNet();
     const hr = h.start(app.dir);
     await waitForBody(app.url, /gen=1 /);
@@ -196,10 +196,8 @@ describe("hr dev (shell app, strategy none)", () => {
     );
     const hr = h.start(dir);
     await hr.waitFor(/ready/);
-    const t0 = performance.now();
     hr.signal("SIGTERM");
-    expect(await hr.exited(4000)).toBe(0);
-    expect(performance.now() - t0).toBeLessThan(2500);
+    expect(await hr.exited(10_000)).toBe(0);
     expect(hr.output).toMatch(/got-TERM/);
     expect(hr.survivors()).toEqual([]);
   }, 20_000);
@@ -211,10 +209,8 @@ describe("hr dev (shell app, strategy none)", () => {
     hr.signal("SIGINT");
     await hr.waitFor(/Ctrl-C/);
     await Bun.sleep(200);
-    const t0 = performance.now();
     hr.signal("SIGINT");
-    expect(await hr.exited(4000)).toBe(0);
-    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(await hr.exited(10_000)).toBe(0); // stop_timeout is 30 s: only the second Ctrl-C ends it this soon
     expect(hr.survivors()).toEqual([]);
   }, 20_000);
 });

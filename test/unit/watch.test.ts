@@ -269,6 +269,43 @@ describe("native watcher", () => {
     expect(await c.settle()).toEqual([{ paths: ["file.go"] }]);
   });
 
+  test("slow move-away save (a gap longer than the 10 ms quiet window) → one batch, no deletion in between", async () => {
+    const root = tmp();
+    write(root, "file.go", "v1");
+    const { c } = await start(root, { debounceMs: 10 });
+    const f = path.join(root, "file.go");
+    fs.renameSync(f, `${f}~`);
+    await sleep(30); // e.g. fsync of the new file before it is written in place
+    fs.writeFileSync(f, "v2");
+    fs.rmSync(`${f}~`);
+    expect(await c.settle()).toEqual([{ paths: ["file.go"] }]);
+    expect(fs.readFileSync(f, "utf8")).toBe("v2");
+    // a real deletion is still reported (after the re-check)
+    c.reset();
+    fs.rmSync(f);
+    expect(await c.settle()).toEqual([{ paths: ["file.go"] }]);
+  });
+
+  test("a file written every 5 ms without pause still yields batches (the debounce is capped)", async () => {
+    const root = tmp();
+    write(root, "gen.go", "0");
+    const { c } = await start(root, { debounceMs: 10 });
+    let stop = false;
+    const writer = (async () => {
+      for (let i = 0; !stop; i++) {
+        fs.writeFileSync(path.join(root, "gen.go"), String(i));
+        await sleep(5);
+      }
+    })();
+    try {
+      await c.waitFor((x) => x.batches.length > 0, 5000);
+    } finally {
+      stop = true;
+      await writer;
+    }
+    expect(c.batches[0]).toEqual({ paths: ["gen.go"] });
+  });
+
   test("symlink loop does not hang or crash", async () => {
     const root = tmp();
     write(root, "a/b/x.go");

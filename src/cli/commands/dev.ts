@@ -8,7 +8,7 @@ export const dev: CommandSpec = {
   usage: "hr dev [options] [-- run command…]",
   help: `Options:
       --strategy S        fd | proxy | none (socket handling across restarts)
-      --debounce DUR      quiet time after the last change (default 50ms)
+      --debounce DUR      quiet time after the last change (default 10ms, capped at 1s)
       --poll DUR          poll instead of native events, e.g. 500ms
       --restart-on-crash  restart a crashed app with backoff
       --clear             clear the screen before each rebuild
