@@ -83,7 +83,7 @@ export const WatchSection = z
     include: strings([]).describe("Optional globs a changed path must match."),
     exclude: strings([]).describe("Globs to ignore (Bun.Glob syntax). .git, node_modules and editor temp files are always ignored."),
     gitignore: bool(true).describe("Honour .gitignore files."),
-    debounce: duration("50ms").describe("Quiet time after the last change before a rebuild (trailing debounce)."),
+    debounce: duration("10ms").describe("Quiet time after the last change before a rebuild (trailing debounce, capped at 1 s after the first change)."),
     poll: optionalDuration().describe('Poll at this interval instead of native events (network mounts, some Docker volumes), e.g. "500ms".'),
   })
   .describe("Which file changes trigger a rebuild.");

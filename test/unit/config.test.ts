@@ -43,7 +43,7 @@ describe("defaults", () => {
     expect(file).toBe(join(dir, "hr.toml"));
     expect(root).toBe(dir);
     expect(config.run).toEqual({ cmd: "./app", env: {}, stop_signal: "SIGTERM", stop_timeout: 5000 });
-    expect(config.watch).toMatchObject({ paths: ["."], include_ext: [], exclude: [], gitignore: true, debounce: 50 });
+    expect(config.watch).toMatchObject({ paths: ["."], include_ext: [], exclude: [], gitignore: true, debounce: 10 });
     expect(config.watch.poll).toBeUndefined();
     expect(config.serve).toMatchObject({ strategy: "fd", workers: 1, drain_timeout: 30_000, ready: { type: "notify", timeout: 30_000 } });
     expect(config.listen).toEqual([]);

@@ -215,7 +215,7 @@ describe("renderConfig", () => {
     // Descriptions of sections and of keys, set or commented-out, are there (wrapped; compare the start).
     for (const s of [BuildSection, WatchSection, ServeSection]) expect(text).toContain(`# ${s.description!.slice(0, 40)}`);
     expect(text).toContain(`# ${WatchSection.shape.debounce.description!.slice(0, 40)}`);
-    expect(text).toContain('# debounce = "50ms"');
+    expect(text).toContain('# debounce = "10ms"');
     expect(text).toContain("[serve.ready]");
     for (const line of text.split("\n")) expect(line.length).toBeLessThanOrEqual(120);
   });
