@@ -1,4 +1,4 @@
-/** Builds dist/hr: one executable (bun build --compile, minified) with version and commit baked in. */
+/** Builds dist/hr: one executable (bun build --compile, minified, bytecode) with version and commit baked in. */
 import { spawnSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { join } from "node:path";
@@ -14,7 +14,8 @@ const started = performance.now();
 const build = spawnSync(
   process.execPath,
   [
-    "build", "--compile", "--minify", "--sourcemap=none",
+    // --bytecode: startup parses no JS (hr --version ~8 ms instead of ~31 ms).
+    "build", "--compile", "--minify", "--bytecode", "--sourcemap=none",
     "--define", `HR_VERSION=${JSON.stringify(pkg.version)}`,
     "--define", `HR_COMMIT=${JSON.stringify(commit + dirty)}`,
     join(root, "src/cli/main.ts"),

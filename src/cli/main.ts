@@ -1,78 +1,14 @@
 #!/usr/bin/env bun
-/** hr: the entry point. Parses global flags and the command, then hands over to a command module. */
-import { parseArgs } from "node:util";
-import { COMMANDS, findCommand } from "./commands/index.ts";
-import { GLOBAL_HELP, GLOBAL_OPTIONS, UsageError, makeContext, type CommandSpec } from "./context.ts";
-import { VERSION_LINE } from "./version.ts";
-import { ConfigError } from "../config/errors.ts";
+/**
+ * hr: the entry point. `hr --version` answers before anything else is loaded;
+ * every other call goes through dispatch.ts (parseArgs, then one command module).
+ * No top-level await: the binary is compiled to bytecode (scripts/build.ts), which needs CommonJS.
+ */
+import { VERSION_LINE, isVersionRequest } from "./version.ts";
 
-function mainUsage(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
-  return `hr — reload server processes in any language, without dropping a request
-
-Usage: hr <command> [options]
-
-Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
-
-${GLOBAL_HELP}
-      --version          print the version
-
-Run \`hr <command> --help\` for a command's options.`;
+const argv = process.argv.slice(2);
+if (isVersionRequest(argv)) {
+  process.stdout.write(`${VERSION_LINE}\n`);
+  process.exit(0);
 }
-
-export function commandUsage(spec: CommandSpec): string {
-  return `Usage: ${spec.usage}\n\n${spec.summary}\n\n${spec.help}\n\n${GLOBAL_HELP}`;
-}
-
-function fail(message: string, usage: string): number {
-  process.stderr.write(`hr: ${message}\n\n${usage}\n`);
-  return 2;
-}
-
-export async function main(argv: string[], env = process.env): Promise<number> {
-  const first = argv.findIndex((a) => !a.startsWith("-"));
-  if (argv[0] === "--version" || argv[0] === "-V" || argv[0] === "version") {
-    process.stdout.write(`${VERSION_LINE}\n`);
-    return 0;
-  }
-  if (first === -1 || argv[first] === "help") {
-    const topic = first === -1 ? undefined : argv[first + 1];
-    const spec = topic ? findCommand(topic) : undefined;
-    if (topic && !spec) return fail(`unknown command "${topic}"`, mainUsage());
-    if (first === -1 && argv.length && !argv.every((a) => a === "-h" || a === "--help"))
-      return fail(`expected a command before ${argv[0]}`, mainUsage());
-    process.stdout.write(`${spec ? commandUsage(spec) : mainUsage()}\n`);
-    return 0;
-  }
-  const name = argv[first]!;
-  const spec = findCommand(name);
-  if (!spec) return fail(`unknown command "${name}"`, mainUsage());
-  const rest = [...argv.slice(0, first), ...argv.slice(first + 1)];
-  let parsed;
-  try {
-    parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...spec.options }, allowPositionals: spec.allowPositionals ?? false, strict: true });
-  } catch (error) {
-    return fail(`${(error as Error).message.replace(/\. To specify a positional.*$/s, "")} (hr ${spec.name})`, `Usage: ${spec.usage}\nRun \`hr ${spec.name} --help\` for its options.`);
-  }
-  if (parsed.values.help) {
-    process.stdout.write(`${commandUsage(spec)}\n`);
-    return 0;
-  }
-  try {
-    const ctx = makeContext(parsed.values, parsed.positionals, env);
-    return await spec.run(ctx);
-  } catch (error) {
-    if (error instanceof UsageError) return fail(error.message, `Usage: ${spec.usage}\nRun \`hr ${spec.name} --help\` for its options.`);
-    if (error instanceof ConfigError) {
-      process.stderr.write(`hr: invalid configuration:\n${error.problems.length > 1 ? error.message.replace(/^/gm, "  ") : `  ${error.message}`}\n`);
-      return 1;
-    }
-    throw error;
-  }
-}
-
-if (import.meta.main) {
-  const code = await main(process.argv.slice(2));
-  process.exit(code);
-}
+void import("./dispatch.ts").then(async ({ main }) => process.exit(await main(argv)));

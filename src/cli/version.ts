@@ -7,3 +7,7 @@ import pkg from "../../package.json" with { type: "json" };
 export const VERSION: string = typeof HR_VERSION === "string" ? HR_VERSION : pkg.version;
 export const COMMIT: string = typeof HR_COMMIT === "string" ? HR_COMMIT : "source";
 export const VERSION_LINE = `hr ${VERSION} (${COMMIT}, bun ${Bun.version}, ${process.platform}-${process.arch})`;
+
+export function isVersionRequest(argv: readonly string[]): boolean {
+  return argv[0] === "--version" || argv[0] === "-V" || argv[0] === "version";
+}
