@@ -218,7 +218,9 @@ export class DevSession {
       (batch, trace) => this.onChange(batch.paths, trace),
     );
     if (this.opts.keys !== false) {
-      this.keys = readKeys((cmd) => (cmd === "restart" ? this.requestRestart() : this.requestQuit("q")));
+      this.keys = readKeys((cmd) => (cmd === "restart" ? this.requestRestart() : this.requestQuit("q")), {
+        onDeferred: () => log.debug("running in the background of the terminal: keys are read once hr is in the foreground"),
+      });
     }
     const where = this.sockets ? ` on ${this.sockets.describe()}` : "";
     const keys = this.keys ? " · r+Enter restarts, q+Enter quits" : "";
@@ -278,6 +280,17 @@ export class DevSession {
             code: result.kind === "failed" ? result.exit.code : null,
             signal: result.kind === "failed" ? result.exit.signal : null,
           });
+          const app = this.state.app;
+          // The app crashed while this build ran: onExit left the restart to the build,
+          // which failed; with restart_on_crash the last good app comes back after the backoff.
+          if (app.status === "crashed" && this.cfg.dev.restart_on_crash && !this.quitRequested && !this.dirty && !this.manual) {
+            const delayMs = backoffMs(this.consecutiveCrashes);
+            this.proxy?.setDown(this.downMessage(`the app ${app.exit.describe()}`, delayMs));
+            this.log.info(`gen ${app.gen} crashed during the build: restarting it in ${formatMs(delayMs)}`);
+            this.scheduleCrashRestart(delayMs);
+          } else if (app.status === "none") {
+            this.proxy?.setDown(this.downMessage(`the build failed (${describeStep(result.step)} ${what})`));
+          }
           return;
         }
         case "ok":
@@ -291,6 +304,22 @@ export class DevSession {
       }
     }
     await this.restart(trigger, buildMs, builtAt);
+  }
+
+  /** Arms the crash-restart timer (phase backoff); the loop restarts the app when it fires. */
+  private scheduleCrashRestart(delayMs: number): void {
+    const timer = setTimeout(() => {
+      if (this.state.phase.kind === "backoff") this.state.phase = { kind: "idle" };
+      this.crashRestart = true;
+      this.wake();
+    }, delayMs);
+    this.state.phase = { kind: "backoff", delayMs, timer };
+  }
+
+  /** The proxy's 502 text while no app runs. */
+  private downMessage(why: string, delayMs?: number): string {
+    const next = delayMs !== undefined ? `hr restarts it in ${formatMs(delayMs)}` : `hr is waiting for a file change${this.keys ? " (or r+Enter)" : ""} to rebuild and restart it`;
+    return `hr dev: no app is running: ${why}; ${next}.\n`;
   }
 
   private keeping(): string {
@@ -402,27 +431,28 @@ export class DevSession {
     if (app.status !== "running" || app.child !== child || this.stopping.has(child)) return;
     const ranMs = performance.now() - app.startedAt;
     this.state.app = { status: "crashed", child, gen: app.gen, exit, ranMs };
-    this.proxy?.setTarget(null);
     const fields = { event: "crashed", gen: app.gen, pid: child.pid, code: exit.code, signal: exit.signal };
     const what = `app ${exit.describe()} (gen ${app.gen}, pid ${child.pid}, after ${formatMs(ranMs)})`;
-    if (this.quitRequested) return;
+    if (this.quitRequested) {
+      this.proxy?.setTarget(null);
+      return;
+    }
+    const crashed = `the app ${exit.describe()}`;
     if (!this.cfg.dev.restart_on_crash) {
+      this.proxy?.setDown(this.downMessage(crashed));
       this.log.error(`${what}; restarting on the next change${this.keys ? " or r+Enter" : ""}`, fields);
       return;
     }
     this.consecutiveCrashes = ranMs > 10_000 ? 1 : this.consecutiveCrashes + 1;
     const delayMs = backoffMs(this.consecutiveCrashes);
+    this.proxy?.setDown(this.downMessage(crashed, delayMs));
     this.log.error(`${what}; restarting in ${formatMs(delayMs)}`, fields);
     if (this.state.phase.kind !== "idle") {
-      // A build or restart is already under way; it will start a fresh app.
+      // A build or restart is already under way; it will start a fresh app (a failed
+      // build schedules the crash restart itself).
       return;
     }
-    const timer = setTimeout(() => {
-      if (this.state.phase.kind === "backoff") this.state.phase = { kind: "idle" };
-      this.crashRestart = true;
-      this.wake();
-    }, delayMs);
-    this.state.phase = { kind: "backoff", delayMs, timer };
+    this.scheduleCrashRestart(delayMs);
   }
 
   private async teardown(): Promise<void> {

@@ -39,6 +39,8 @@ export function freePort(): number {
 export class DevProxy {
   private servers: net.Server[] = [];
   private target: number | null = null;
+  /** Set while no app runs (crashed, failed build): the 502 body. */
+  private down: string | null = null;
   private waiters: (() => void)[] = [];
   private readonly conns = new Set<net.Socket>();
   private readonly waitMs: number;
@@ -48,6 +50,8 @@ export class DevProxy {
   timedOut = 0;
   /** Requests replayed to a new app after the old one closed on them. */
   replayed = 0;
+  /** Connections answered with 502 because no app was running. */
+  badGateway = 0;
 
   constructor(private readonly opts: ProxyOptions) {
     this.waitMs = opts.waitMs ?? 30_000;
@@ -72,11 +76,25 @@ export class DevProxy {
   /** Point new connections at the app on 127.0.0.1:port, or hold them (null). */
   setTarget(port: number | null): void {
     this.target = port;
-    if (port !== null) {
-      const ws = this.waiters;
-      this.waiters = [];
-      for (const w of ws) w();
-    }
+    this.down = null;
+    if (port !== null) this.wakeWaiters();
+  }
+
+  /**
+   * No app is running and none is coming until something happens (crash, failed
+   * first build): answer new and waiting connections at once with a 502 carrying
+   * `message`, instead of holding them for waitMs. setTarget() ends it.
+   */
+  setDown(message: string): void {
+    this.target = null;
+    this.down = message;
+    this.wakeWaiters();
+  }
+
+  private wakeWaiters(): void {
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) w();
   }
 
   get currentTarget(): number | null {
@@ -91,11 +109,12 @@ export class DevProxy {
     this.waiters = [];
   }
 
-  /** Resolves with a connected upstream socket, or null after the deadline. */
-  private async connectUpstream(deadline: number, client: net.Socket): Promise<net.Socket | null> {
+  /** Resolves with a connected upstream socket, "down" (no app, see setDown), or null after the deadline. */
+  private async connectUpstream(deadline: number, client: net.Socket): Promise<net.Socket | "down" | null> {
     let delay = 5;
     while (!this.closed && !client.destroyed && Date.now() < deadline) {
       const port = this.target;
+      if (port === null && this.down !== null) return "down";
       if (port === null) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
@@ -178,7 +197,12 @@ export class DevProxy {
     const attach = async (): Promise<void> => {
       const up = await this.connectUpstream(deadline, client);
       if (done) {
-        up?.destroy();
+        if (up && up !== "down") up.destroy();
+        return;
+      }
+      if (up === "down") {
+        this.badGateway++;
+        answer502(client, this.down ?? "hr dev: no app is running.\n");
         return;
       }
       if (!up) {
@@ -217,4 +241,14 @@ export class DevProxy {
     };
     void attach();
   }
+}
+
+/** Writes a 502 with `text`, half-closes, and keeps reading (so unread request bytes cause no RST). */
+function answer502(client: net.Socket, text: string): void {
+  const body = Buffer.from(text);
+  client.resume();
+  client.end(
+    `HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${text}`,
+  );
+  setTimeout(() => client.destroy(), 5000).unref();
 }

@@ -6,6 +6,7 @@
 import { fstatSync } from "node:fs";
 import { isatty } from "node:tty";
 import { createInterface, type Interface } from "node:readline";
+import { inForeground } from "../platform/libc.ts";
 
 export type KeyCommand = "restart" | "quit";
 
@@ -30,22 +31,58 @@ export interface Keys {
   close(): void;
 }
 
-export function readKeys(onCommand: (cmd: KeyCommand) => void): Keys | null {
+/**
+ * False when stdin is a terminal whose foreground process group is not ours: hr was
+ * started in the background of a job-control shell (`hr dev &`), where reading the
+ * terminal would stop hr with SIGTTIN (or steal the shell's input).
+ */
+export function stdinInForeground(): boolean {
+  if (!isatty(0)) return true;
+  try {
+    return inForeground(0);
+  } catch {
+    return true; // no libc FFI (not Linux): behave as before
+  }
+}
+
+export function readKeys(onCommand: (cmd: KeyCommand) => void, opts: { onDeferred?: () => void } = {}): Keys | null {
   if (!stdinReadable()) return null;
-  let rl: Interface | null = createInterface({ input: process.stdin, terminal: false });
-  rl.on("line", (line) => {
-    const cmd = parseKeyLine(line);
-    if (cmd) onCommand(cmd);
-  });
-  rl.on("close", () => {
-    rl = null;
-  });
+  let rl: Interface | null = null;
+  let closed = false;
+  let poll: ReturnType<typeof setInterval> | null = null;
+  const startReading = () => {
+    rl = createInterface({ input: process.stdin, terminal: false });
+    rl.on("line", (line) => {
+      const cmd = parseKeyLine(line);
+      if (cmd) onCommand(cmd);
+    });
+    rl.on("close", () => {
+      rl = null;
+    });
+  };
+  if (stdinInForeground()) startReading();
+  else {
+    // In the background: never touch the terminal; start reading once `fg` brings hr forward.
+    opts.onDeferred?.();
+    poll = setInterval(() => {
+      if (closed || !stdinInForeground()) return;
+      clearInterval(poll!);
+      poll = null;
+      startReading();
+    }, 1000);
+    poll.unref?.();
+  }
   return {
     close() {
-      rl?.close();
-      rl = null;
-      process.stdin.pause();
-      process.stdin.unref?.();
+      closed = true;
+      if (poll) clearInterval(poll);
+      poll = null;
+      if (rl) {
+        (rl as Interface).close();
+        rl = null;
+        process.stdin.pause();
+        process.stdin.unref?.();
+      }
     },
   };
 }

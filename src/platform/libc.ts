@@ -88,6 +88,8 @@ function open() {
     fcntl: { args: [i32, i32, i32], returns: i32 },
     recv: { args: [i32, ptr, u64, i32], returns: FFIType.i64 },
     sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: FFIType.i64 },
+    tcgetpgrp: { args: [i32], returns: i32 },
+    getpgrp: { args: [], returns: i32 },
     __errno_location: { args: [], returns: ptr },
     strerror: { args: [i32], returns: cstring },
   });
@@ -260,4 +262,14 @@ export function setNonblocking(fd: number, on: boolean): void {
 /** True if `fd` is an open descriptor in this process. */
 export function fdIsOpen(fd: number): boolean {
   return Number(L().fcntl(fd, F_GETFD, 0)) >= 0;
+}
+
+/**
+ * Is this process in the foreground process group of the terminal on `fd`?
+ * false when it runs in the background of a job-control shell (reading the
+ * terminal would stop it with SIGTTIN), or when `fd` is not a terminal.
+ */
+export function inForeground(fd: number): boolean {
+  const fg = Number(L().tcgetpgrp(fd));
+  return fg >= 0 && fg === Number(L().getpgrp());
 }
