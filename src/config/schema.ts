@@ -163,6 +163,8 @@ export const ConfigSchema = z
     });
     if (config.serve.ready.type === "log" && !config.serve.ready.pattern)
       ctx.addIssue({ code: "custom", path: ["serve", "ready", "pattern"], message: 'ready.type = "log" needs a pattern, e.g. pattern = "listening on"' });
+    if (config.dev.live_reload && config.dev.strategy !== "proxy")
+      ctx.addIssue({ code: "custom", path: ["dev", "live_reload"], message: `dev.live_reload needs dev.strategy = "proxy" (hr must see the HTTP responses to inject the reload script); strategy is ${JSON.stringify(config.dev.strategy ?? (config.listen.length ? "fd" : "none"))}` });
     if (config.dev.strategy === "fd" && config.listen.length === 0)
       ctx.addIssue({ code: "custom", path: ["dev", "strategy"], message: 'dev.strategy = "fd" needs at least one [[listen]] socket' });
   })

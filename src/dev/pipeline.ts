@@ -187,6 +187,7 @@ export class DevSession {
       this.proxy = new DevProxy({
         fds: this.sockets!.fds,
         log,
+        liveReload: cfg.dev.live_reload,
         onUpstream: (port) => {
           const t = this.acceptTrace;
           if (!t || t.port !== port) return;
@@ -357,6 +358,11 @@ export class DevSession {
       this.acceptTrace = { port: app.port, eventAt: trace.eventAt, gen: app.gen };
     }
     if (trigger !== "crash") this.consecutiveCrashes = 0;
+    if (trigger !== "start" && this.cfg.dev.live_reload && this.proxy) {
+      // Pages reload now; their requests wait in the proxy until the new app accepts.
+      this.log.debug(`live reload: ${this.proxy.liveListeners} page(s)`);
+      this.proxy.reload(app.gen);
+    }
     const c = this.log.colors;
     const parts: string[] = [];
     if (trigger === "change") parts.push(describeChanges(paths));

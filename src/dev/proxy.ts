@@ -15,6 +15,7 @@
  */
 import net from "node:net";
 import type { Logger } from "../log/logger.ts";
+import { LiveReload } from "./livereload.ts";
 
 export interface ProxyOptions {
   /** hr-side listening fds (from openSockets), one server per fd. */
@@ -26,6 +27,8 @@ export interface ProxyOptions {
   replayLimit?: number;
   /** Called after each successful connect to the app (latency tracing). */
   onUpstream?: (port: number) => void;
+  /** dev.live_reload: HTTP-aware forwarding with script injection and /__hr/events (livereload.ts). */
+  liveReload?: boolean;
 }
 
 /** A free TCP port on 127.0.0.1 (bind :0, read, close). */
@@ -41,6 +44,7 @@ export class DevProxy {
   private target: number | null = null;
   /** Set while no app runs (crashed, failed build): the 502 body. */
   private down: string | null = null;
+  private live: LiveReload | null = null;
   private waiters: (() => void)[] = [];
   private readonly conns = new Set<net.Socket>();
   private readonly waitMs: number;
@@ -59,8 +63,20 @@ export class DevProxy {
   }
 
   async start(): Promise<void> {
+    if (this.opts.liveReload) {
+      this.live = new LiveReload({
+        connect: (client) => this.connectUpstream(Date.now() + this.waitMs, client),
+        downText: () => this.down ?? "hr dev: no app is running.\n",
+      });
+    }
     for (const fd of this.opts.fds) {
-      const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.onClient(socket));
+      const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+        const live = this.live;
+        if (!live) return this.onClient(socket);
+        this.conns.add(socket);
+        socket.on("close", () => this.conns.delete(socket));
+        live.accept(socket);
+      });
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         server.listen({ fd }, () => {
@@ -101,8 +117,19 @@ export class DevProxy {
     return this.target;
   }
 
+  /** live_reload: tell open pages to reload (after a successful restart). */
+  reload(gen: number): void {
+    this.live?.reload(gen);
+  }
+
+  /** live_reload: pages listening on /__hr/events. */
+  get liveListeners(): number {
+    return this.live?.listeners ?? 0;
+  }
+
   close(): void {
     this.closed = true;
+    this.live?.close();
     for (const s of this.servers) s.close();
     for (const c of this.conns) c.destroy();
     for (const w of this.waiters) w();
