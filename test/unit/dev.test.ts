@@ -5,6 +5,7 @@ import { backoffMs, resolveStrategy } from "../../src/dev/state.ts";
 import { describeChanges, parseKeyLine } from "../../src/dev/terminal.ts";
 import { changedPathsEnv } from "../../src/dev/pipeline.ts";
 import { buildSteps } from "../../src/dev/build.ts";
+import { injectable, injectScript } from "../../src/dev/livereload.ts";
 import { openSockets, type SocketSet } from "../../src/sockets/handoff.ts";
 import { Logger } from "../../src/log/logger.ts";
 
@@ -85,7 +86,34 @@ function roundtrip(port: number, msg: string, until = /echo:/): Promise<string> 
   });
 }
 
+describe("live reload injection", () => {
+  test("before the last </body>, any case; appended without one", () => {
+    expect(injectScript("<body>a</body></BODY>", "<s>")).toBe("<body>a</body><s></BODY>");
+    expect(injectScript("<p>x", "<s>")).toBe("<p>x<s>");
+  });
+  test("only uncompressed text/html with a body", () => {
+    expect(injectable({ "content-type": "text/html; charset=utf-8" }, "GET", 200)).toBe(true);
+    expect(injectable({ "content-type": "text/html", "content-encoding": "gzip" }, "GET", 200)).toBe(false);
+    expect(injectable({ "content-type": "text/plain" }, "GET", 200)).toBe(false);
+    expect(injectable({ "content-type": "text/html" }, "HEAD", 200)).toBe(false);
+    expect(injectable({ "content-type": "text/html" }, "GET", 304)).toBe(false);
+  });
+});
+
 describe("DevProxy", () => {
+  test("setDown: waiting and new connections get 502 with the reason; setTarget ends it", async () => {
+    const { proxy, port } = await startProxy();
+    const waiting = roundtrip(port, "GET / HTTP/1.1\r\n\r\n", /crashed/);
+    await Bun.sleep(100);
+    proxy.setDown("app crashed\n");
+    expect(await waiting).toMatch(/^HTTP\/1\.1 502 Bad Gateway\r\n[\s\S]*\r\n\r\napp crashed\n$/);
+    expect(await roundtrip(port, "GET / HTTP/1.1\r\n\r\n", /crashed/)).toContain("502 Bad Gateway");
+    const up = freePort();
+    await upstream(up);
+    proxy.setTarget(up);
+    expect(await roundtrip(port, "hi")).toBe("echo:hi");
+  });
+
   test("forwards bytes to the target", async () => {
     const { proxy, port } = await startProxy();
     const up = freePort();
