@@ -20,7 +20,7 @@ import { describe as describeCommand, toArgv } from "../process/command.ts";
 import { killAllSync, spawnChild, SpawnError, type Child, type ExitInfo } from "../process/child.ts";
 import { openSockets, type SocketSet } from "../sockets/handoff.ts";
 import { noEventFilesystem, watch, type Watcher } from "../watch/watcher.ts";
-import { BuildRun, buildSteps, describeStep, type BuildStep } from "./build.ts";
+import { BuildRun, buildSteps, describeStep, type BuildStep } from "../process/build.ts";
 import { DevProxy, freePort } from "./proxy.ts";
 import { backoffMs, resolveStrategy, type DevState, type DevStrategy, type Trigger } from "./state.ts";
 import { clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";

@@ -4,7 +4,7 @@
  * independent on purpose — the last good app keeps running while a build runs.
  */
 import type { Child, ExitInfo } from "../process/child.ts";
-import type { BuildRun } from "./build.ts";
+import type { BuildRun } from "../process/build.ts";
 
 export type DevStrategy = "fd" | "proxy" | "none";
 

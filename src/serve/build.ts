@@ -1,43 +1,45 @@
-/** [build] for `hr serve` reloads (serve.build = true): pre, cmd, post in order; output prefixed "build". */
+/** [build] for `hr serve` reloads (serve.build = true): the shared build runner, output prefixed "build". */
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
-import { lines, spawnChild } from "../process/child.ts";
-import { describe, toArgv } from "../process/command.ts";
+import { BuildRun, buildSteps, describeStep } from "../process/build.ts";
 
 export interface BuildResult {
   ok: boolean;
   ms: number;
   error?: string;
+  /** The last output lines, for the failure report. */
   output: string[];
 }
 
+const OUTPUT_LINES = 20;
+
 export async function runBuild(config: Config, root: string, env: Record<string, string | undefined>, log: Logger, signal?: AbortSignal): Promise<BuildResult> {
-  const t0 = performance.now();
   const output: string[] = [];
-  const steps = (["pre", "cmd", "post"] as const).flatMap((k) => (config.build[k] ? [{ step: k, cmd: config.build[k]! }] : []));
-  for (const { step, cmd } of steps) {
-    log.info(`build: ${describe(cmd)}`, { event: "build", step });
-    let child;
-    try {
-      child = spawnChild({ argv: toArgv(cmd), cwd: root, env: { ...env, ...config.build.env }, stdout: "pipe", stderr: "pipe" });
-    } catch (e) {
-      return { ok: false, ms: Math.round(performance.now() - t0), error: `build ${step}: ${(e as Error).message}`, output };
-    }
-    const onAbort = () => void child.stop({ signal: "SIGTERM", timeoutMs: 2000 });
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const pump = (s: ReadableStream<Uint8Array> | undefined, name: "stdout" | "stderr") =>
-      s
-        ? lines(s, (l) => {
-            output.push(l);
-            if (output.length > 20) output.shift();
-            log.appLine("build", name, l);
-          }).catch(() => {})
-        : Promise.resolve();
-    const [info] = await Promise.all([child.exited, pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]);
-    signal?.removeEventListener("abort", onAbort);
-    if (info.code !== 0) {
-      return { ok: false, ms: Math.round(performance.now() - t0), error: `build ${step === "cmd" ? "" : `${step} `}failed: ${describe(cmd)} ${info.describe()}`, output };
-    }
+  const steps = buildSteps(config.build);
+  log.info(`build: ${steps.map(describeStep).join(" → ")}`, { event: "build", steps: steps.map((s) => s.name) });
+  const run = new BuildRun({
+    steps,
+    cwd: root,
+    env: { ...env, ...config.build.env },
+    onLine(stream, line) {
+      output.push(line);
+      if (output.length > OUTPUT_LINES) output.shift();
+      log.appLine("build", stream, line);
+    },
+  });
+  const cancel = () => void run.cancel({ graceMs: 2000 });
+  signal?.addEventListener("abort", cancel, { once: true });
+  const result = await run.result;
+  signal?.removeEventListener("abort", cancel);
+  const ms = Math.round(result.ms);
+  switch (result.kind) {
+    case "ok":
+      return { ok: true, ms, output };
+    case "cancelled":
+      return { ok: false, ms, error: "build cancelled (hr is shutting down)", output };
+    case "failed":
+      return { ok: false, ms, error: `build failed (${describeStep(result.step)} ${result.exit.describe()})`, output };
+    case "error":
+      return { ok: false, ms, error: `build failed (${describeStep(result.step)} could not start: ${result.message})`, output };
   }
-  return { ok: true, ms: Math.round(performance.now() - t0), output };
 }

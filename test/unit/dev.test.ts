@@ -4,7 +4,7 @@ import { DevProxy, freePort } from "../../src/dev/proxy.ts";
 import { backoffMs, resolveStrategy } from "../../src/dev/state.ts";
 import { describeChanges, parseKeyLine } from "../../src/dev/terminal.ts";
 import { changedPathsEnv } from "../../src/dev/pipeline.ts";
-import { buildSteps } from "../../src/dev/build.ts";
+import { buildSteps } from "../../src/process/build.ts";
 import { injectable, injectScript } from "../../src/dev/livereload.ts";
 import { openSockets, type SocketSet } from "../../src/sockets/handoff.ts";
 import { Logger } from "../../src/log/logger.ts";

@@ -1,11 +1,13 @@
 /**
- * One build attempt: [build].pre, cmd, post run in order, each in its own process
- * group (spawnChild), output passed through to hr's stdout/stderr untouched.
- * cancel() stops the step that is running (whole tree) and the remaining steps never run.
+ * One build attempt, shared by `hr dev` and `hr serve` (serve.build): [build].pre,
+ * cmd, post run in order, each in its own process group (spawnChild). Output is
+ * passed through to hr's stdout/stderr untouched (dev), or handed line by line to
+ * onLine (serve prefixes it). cancel() stops the step that is running (whole tree)
+ * and the remaining steps never run.
  */
-import type { Command } from "../process/command.ts";
-import { describe, toArgv } from "../process/command.ts";
-import { spawnChild, SpawnError, type Child, type ExitInfo } from "../process/child.ts";
+import type { Command } from "./command.ts";
+import { describe, toArgv } from "./command.ts";
+import { lines, spawnChild, SpawnError, type Child, type ExitInfo } from "./child.ts";
 
 export interface BuildStep {
   name: "pre" | "cmd" | "post";
@@ -25,6 +27,8 @@ export interface BuildOptions {
   env: Record<string, string | undefined>;
   /** SIGKILL the step if hr dies (setpriv --pdeathsig). */
   dieWithParent?: boolean;
+  /** Receive output line by line instead of passing it through to hr's own stdout/stderr. */
+  onLine?: (stream: "stdout" | "stderr", line: string) => void;
 }
 
 /** The steps present in a [build] section, in run order. */
@@ -68,6 +72,8 @@ export class BuildRun {
           cwd: this.opts.cwd,
           env: this.opts.env,
           stdin: "ignore",
+          stdout: this.opts.onLine ? "pipe" : "inherit",
+          stderr: this.opts.onLine ? "pipe" : "inherit",
           dieWithParent: this.opts.dieWithParent ?? true,
         });
       } catch (error) {
@@ -75,7 +81,12 @@ export class BuildRun {
         return { kind: "error", step, message, ms: this.elapsed() };
       }
       this.child = child;
+      const onLine = this.opts.onLine;
+      const output = onLine
+        ? Promise.all(([["stdout", child.stdout], ["stderr", child.stderr]] as const).map(([name, stream]) => (stream ? lines(stream, (l) => onLine(name, l)).catch(() => {}) : undefined)))
+        : undefined;
       const exit = await child.exited;
+      await output;
       // Sweep anything the step left in its group (a backgrounded watcher, …).
       await child.stop({ signal: "SIGKILL", timeoutMs: 0 });
       this.child = null;
