@@ -18,6 +18,16 @@ export function show(value: unknown): string {
   return String(value);
 }
 
+function regExpError(source: string): string | undefined {
+  try {
+    new RegExp(source);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+const isRegExp = (source: string) => regExpError(source) === undefined;
+
 const expected = (what: string) => (issue: { input?: unknown }) => `expected ${what}, got ${show(issue.input)}`;
 
 const duration = (fallback: string) =>
@@ -108,7 +118,10 @@ export const ReadyCheck = z
     timeout: duration("30s").describe("Not ready in time is a failure: the new generation is stopped and the old one keeps serving."),
     path: str().default("/health").describe("http: the path to GET."),
     port: z.number({ error: expected("a port number") }).int().min(1).max(65535).optional().describe("http/tcp: a health port, when not the private proxy port."),
-    pattern: str("a regular expression").optional().describe("log: regex matched against the worker's output."),
+    pattern: str("a regular expression")
+      .refine(isRegExp, { error: (issue) => `expected a regular expression, got ${show(issue.input)} (${regExpError(String(issue.input))})` })
+      .optional()
+      .describe("log: regex matched against the worker's output."),
     delay: duration("1s").describe("delay: how long to wait."),
   })
   .describe("How hr knows a new worker is ready.");

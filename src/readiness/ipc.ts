@@ -2,7 +2,7 @@
  * ipc: a Node or Bun worker calls process.send("ready") (PM2's convention;
  * { ready: true } and { type: "ready" } are accepted too).
  */
-import type { Probe } from "./types.ts";
+import { firstEvent, type Probe } from "./types.ts";
 
 export function isReadyMessage(m: unknown): boolean {
   if (m === "ready") return true;
@@ -14,21 +14,4 @@ export function isReadyMessage(m: unknown): boolean {
 }
 
 export const ipcProbe: Probe = (ctx) =>
-  new Promise<void>((resolve, reject) => {
-    if (!ctx.onIpc) return reject(new Error("ready.type ipc: no IPC channel to this worker"));
-    const off = ctx.onIpc((m) => {
-      if (!isReadyMessage(m)) return;
-      done();
-      resolve();
-    });
-    const onAbort = () => {
-      done();
-      reject(ctx.signal.reason);
-    };
-    const done = () => {
-      off();
-      ctx.signal.removeEventListener("abort", onAbort);
-    };
-    if (ctx.signal.aborted) onAbort();
-    else ctx.signal.addEventListener("abort", onAbort, { once: true });
-  });
+  ctx.onIpc ? firstEvent(ctx.signal, ctx.onIpc, isReadyMessage) : Promise.reject(new Error("ready.type ipc: no IPC channel to this worker"));

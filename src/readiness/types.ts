@@ -43,14 +43,26 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** A promise that rejects when the signal aborts (for racing subscriptions). */
-export function untilAborted(signal: AbortSignal, cleanup: () => void): Promise<never> {
-  return new Promise((_, reject) => {
-    const fire = () => {
-      cleanup();
+/**
+ * Resolves on the first event of a subscription that `accept` takes (a "ready"
+ * IPC message, a matching log line); rejects when the signal aborts. Always unsubscribes.
+ */
+export function firstEvent<T>(signal: AbortSignal, subscribe: (cb: (event: T) => void) => () => void, accept: (event: T) => boolean): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = () => {
+      off();
+      signal.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      done();
       reject(signal.reason);
     };
-    if (signal.aborted) fire();
-    else signal.addEventListener("abort", fire, { once: true });
+    const off = subscribe((event) => {
+      if (!accept(event)) return;
+      done();
+      resolve();
+    });
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -215,3 +215,11 @@ describe("listen addresses are checked by hr check", () => {
     ]);
   });
 });
+
+describe("log readiness", () => {
+  test("an invalid regular expression is caught by hr check, not at the first reload", () => {
+    const result = validate({ run: { cmd: "x" }, serve: { ready: { type: "log", pattern: "listening (on" } } });
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.problems[0]!.message).toStartWith(`expected a regular expression, got "listening (on" (`);
+  });
+});
