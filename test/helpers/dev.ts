@@ -5,10 +5,11 @@
  * captured for log assertions, and a cleanup that SIGKILLs hr's group plus every
  * tagged process and verifies through /proc that none is left.
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, ROOT } from "./hr.ts";
+import { taggedPids } from "./procs.ts";
 
 export const BIN_DIR = join(ROOT, "node_modules", ".bin");
 export const EXAMPLES = join(ROOT, "examples");
@@ -39,21 +40,7 @@ export function tempProject(files: Record<string, string>): string {
   return dir;
 }
 
-/** Every live (non-zombie) pid whose environment carries HR_TEST_TAG=tag. */
-export function taggedPids(tag: string): number[] {
-  const needle = `HR_TEST_TAG=${tag}\0`;
-  const out: number[] = [];
-  for (const n of readdirSync("/proc")) {
-    if (!/^\d+$/.test(n)) continue;
-    try {
-      const stat = readFileSync(`/proc/${n}/stat`, "latin1");
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      if (state === "Z" || state === "X") continue;
-      if (readFileSync(`/proc/${n}/environ`, "latin1").includes(needle)) out.push(Number(n));
-    } catch {}
-  }
-  return out;
-}
+export { taggedPids };
 
 let seq = 0;
 

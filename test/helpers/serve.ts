@@ -4,10 +4,11 @@
  * worker (and grandchild) inherits, so cleanup() can find and SIGKILL every
  * process a test started, even orphans, by scanning /proc/<pid>/environ.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, ROOT } from "./hr.ts";
+import { taggedPids } from "./procs.ts";
 import type { ServeStatus } from "../../src/control/protocol.ts";
 
 export const BIN_DIR = join(ROOT, "node_modules", ".bin");
@@ -153,23 +154,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   return h;
 }
 
-/** Pids of live (non-zombie) processes whose environment carries HR_TEST_TAG=tag. */
-export function taggedPids(tag: string): number[] {
-  const needle = `HR_TEST_TAG=${tag}\0`;
-  const out: number[] = [];
-  for (const n of readdirSync("/proc")) {
-    if (!/^\d+$/.test(n)) continue;
-    try {
-      const stat = readFileSync(`/proc/${n}/stat`, "latin1");
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      if (state === "Z" || state === "X") continue;
-      if (readFileSync(`/proc/${n}/environ`, "latin1").includes(needle)) out.push(Number(n));
-    } catch {
-      /* gone or not ours */
-    }
-  }
-  return out;
-}
+export { taggedPids };
 
 /**
  * afterEach: SIGKILLs every process any startServe() of this test file left

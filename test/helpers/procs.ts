@@ -1,0 +1,20 @@
+/** Finding the processes a test started, so cleanup can prove none survived. */
+import { readdirSync, readFileSync } from "node:fs";
+
+/** Pids of live (non-zombie) processes whose environment carries HR_TEST_TAG=tag. */
+export function taggedPids(tag: string): number[] {
+  const needle = `HR_TEST_TAG=${tag}\0`;
+  const out: number[] = [];
+  for (const n of readdirSync("/proc")) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const stat = readFileSync(`/proc/${n}/stat`, "latin1");
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      if (state === "Z" || state === "X") continue;
+      if (readFileSync(`/proc/${n}/environ`, "latin1").includes(needle)) out.push(Number(n));
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
+  return out;
+}
