@@ -1,0 +1,744 @@
+#!/usr/bin/env bun
+/**
+ * Zero downtime under reloads: a fixed load (the project's non-retrying client,
+ * test/helpers/load.ts: 50 connections, 25 keep-alive + 25 new per request) runs
+ * against examples/node-http while it is reloaded N times (one every ~1 s), for
+ *
+ *   - `hr serve`, every serve.strategy the schema accepts (fd with 1 and 2 workers,
+ *     the others with 2; a strategy hr refuses is reported "not implemented"),
+ *   - a naive stop-then-start (SIGTERM the node process, wait for it to exit,
+ *     start a new one that binds the port itself),
+ *   - `pm2 reload` in cluster mode, 2 instances, wait_ready (examples/node-http/ecosystem.config.cjs),
+ *
+ * and measures failed requests by error kind, p50/p99 latency of requests started
+ * in the steady phase (load, no reload yet) vs inside reload windows (reload
+ * requested → new generation serving), reload durations, and the idle footprint
+ * (RSS, CPU over 60 s) of hr's master vs PM2's God daemon with 2 workers each.
+ *
+ *   bun scripts/bench/zero-downtime.ts [--quick] [--reloads 20] [--idle 60] [--hr dist/hr]
+ *                                      [--only hr-fd-1,naive,pm2,idle] [--out …json] [--docs …md] [--no-docs]
+ *
+ * --quick: 5 reloads, 2 s steady phase, 10 s idle: a smoke run (results go to $TMPDIR, docs untouched).
+ * Needs: node, dist/hr (built if missing), pm2 (installed with `npm i --no-save pm2`
+ * into $TMPDIR/hr-bench-pm2 if not on PATH; PM2_HOME is a temp dir, `pm2 kill` always runs).
+ * Loopback only. Every process the script starts carries HR_BENCH_TAG in its
+ * environment and is SIGKILLed at the end (process groups, then a /proc sweep).
+ */
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, freemem, tmpdir, totalmem } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { percentile, startLoad, type LoadResult } from "../../test/helpers/load.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const BIN = join(ROOT, "node_modules", ".bin");
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    reloads: { type: "string" },
+    idle: { type: "string" },
+    warmup: { type: "string" },
+    hr: { type: "string", default: join(ROOT, "dist", "hr") },
+    only: { type: "string" },
+    out: { type: "string" },
+    docs: { type: "string", default: join(ROOT, "docs/benchmarks.md") },
+    "no-docs": { type: "boolean", default: false },
+  },
+});
+const QUICK = values.quick!;
+const RELOADS = Number(values.reloads ?? (QUICK ? 5 : 20));
+const IDLE_S = Number(values.idle ?? (QUICK ? 10 : 60));
+const STEADY_MS = QUICK ? 2000 : 5000; // load without reloads: the baseline
+const WARMUP_MS = Number(values.warmup ?? 3000); // load before the baseline starts (JIT, connection setup)
+const TAIL_MS = 2000; // load after the last reload (its drain)
+const INTERVAL_MS = 1000; // one reload every ~1 s …
+const MIN_GAP_MS = 300; // … but never sooner than this after the previous one ended
+const CONCURRENCY = 50;
+const HR = resolve(values.hr!);
+const OUT = values.out ?? (QUICK ? join(tmpdir(), "hr-zero-downtime.quick.json") : join(ROOT, "bench/results/zero-downtime.json"));
+const ONLY = values.only ? new Set(values.only.split(",")) : null;
+const TAG = `zd${process.pid}x${Date.now().toString(36)}`;
+const T_START = performance.now();
+const CAP_MS = 25 * 60_000; // hard cap for the whole run
+
+const sleep = (ms: number) => Bun.sleep(Math.max(0, ms));
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const round = (x: number, d = 0) => (Number.isFinite(x) ? Number(x.toFixed(d)) : null);
+
+// ---------------------------------------------------------------- processes
+/** Process groups we started (Bun.spawn detached → own session and group). */
+const groups = new Set<number>();
+
+function tagged(env: Record<string, string | undefined> = {}): Record<string, string> {
+  return { ...process.env, PATH: `${BIN}:${process.env.PATH}`, NO_COLOR: "1", ...env, HR_BENCH_TAG: TAG } as Record<string, string>;
+}
+
+/** pids whose environment carries our tag (everything we started, however deep). */
+function taggedPids(extra?: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${d}/environ`, "latin1");
+      if (env.includes(`HR_BENCH_TAG=${TAG}\0`) && (!extra || env.includes(`${extra}\0`))) out.push(Number(d));
+    } catch {}
+  }
+  return out;
+}
+
+function killGroup(pgid: number, sig: NodeJS.Signals = "SIGKILL") {
+  try {
+    process.kill(-pgid, sig);
+  } catch {}
+}
+
+/** SIGKILL every group we started and every tagged process left. */
+function sweep(): number {
+  for (const g of groups) killGroup(g);
+  groups.clear();
+  const left = taggedPids();
+  for (const p of left) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {}
+  }
+  return left.length;
+}
+
+function spawnTracked(argv: string[], opts: { cwd: string; env?: Record<string, string | undefined>; stdout?: "pipe" | "ignore" | string }) {
+  const out = opts.stdout ?? "ignore";
+  const p = Bun.spawn(argv, {
+    cwd: opts.cwd,
+    env: tagged(opts.env),
+    stdin: "ignore",
+    stdout: out === "pipe" || out === "ignore" ? out : Bun.file(out),
+    stderr: out === "pipe" || out === "ignore" ? "ignore" : Bun.file(`${out}.err`),
+    detached: true,
+  });
+  groups.add(p.pid);
+  return p;
+}
+
+interface CmdResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs a command to completion with a timeout; output goes through files (a daemon it forks can't hold a pipe open). */
+async function run(argv: string[], opts: { cwd: string; env?: Record<string, string | undefined>; timeoutMs: number }): Promise<CmdResult> {
+  const f = join(mkdtempSync(join(tmpdir(), "hr-zd-cmd-")), "out");
+  const t0 = performance.now();
+  const p = spawnTracked(argv, { cwd: opts.cwd, env: opts.env, stdout: f });
+  const timer = setTimeout(() => killGroup(p.pid), opts.timeoutMs);
+  const code = await p.exited;
+  const ms = performance.now() - t0;
+  clearTimeout(timer);
+  groups.delete(p.pid);
+  const read = (x: string) => (existsSync(x) ? readFileSync(x, "utf8") : "");
+  const r = { code, stdout: read(f), stderr: read(`${f}.err`), ms };
+  rmSync(join(f, ".."), { recursive: true, force: true });
+  return r;
+}
+
+function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
+
+async function waitHttp(url: string, timeoutMs: number, alive?: () => boolean): Promise<void> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < timeoutMs) {
+    if (alive && !alive()) throw new Error("process exited before serving");
+    try {
+      const r = await fetch(url, { headers: { Connection: "close" }, signal: AbortSignal.timeout(2000) });
+      await r.text();
+      if (r.status === 200) return;
+    } catch {}
+    await sleep(20);
+  }
+  throw new Error(`${url} not serving within ${timeoutMs} ms`);
+}
+
+/** Resolves when a line of the stream matches; keeps draining it afterwards. */
+function lineWatcher(stream: ReadableStream<Uint8Array>) {
+  let buf = "";
+  let waiters: { re: RegExp; resolve: () => void }[] = [];
+  const seen: string[] = [];
+  (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of stream) {
+      buf += dec.decode(chunk, { stream: true });
+      let i: number;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (seen.length < 50) seen.push(line);
+        waiters = waiters.filter((w) => (w.re.test(line) ? (w.resolve(), false) : true));
+      }
+    }
+  })().catch(() => {});
+  return {
+    wait(re: RegExp, timeoutMs: number): Promise<void> {
+      return new Promise((res, rej) => {
+        const t = setTimeout(() => rej(new Error(`no line matching ${re} within ${timeoutMs} ms`)), timeoutMs);
+        waiters.push({ re, resolve: () => (clearTimeout(t), res()) });
+      });
+    },
+    seen,
+  };
+}
+
+// ---------------------------------------------------------------- /proc
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim() || 100);
+function rssKiB(pid: number): number {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+)\s+kB/m);
+  return m ? Number(m[1]) : NaN;
+}
+function cpuTicks(pid: number): number {
+  const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
+  return Number(f[11]) + Number(f[12]); // utime (14) + stime (15)
+}
+function loadavg(): string {
+  return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+}
+
+// ---------------------------------------------------------------- the app
+const APP_DIR = join(ROOT, "examples", "node-http");
+function appCopy(): string {
+  const dir = mkdtempSync(join(tmpdir(), "hr-zd-app-"));
+  cpSync(APP_DIR, dir, { recursive: true });
+  rmSync(join(dir, "hr.toml"), { force: true });
+  return dir;
+}
+
+/** serve.strategy values the binary under test accepts (its JSON Schema). */
+function serveStrategies(): string[] {
+  try {
+    const r = spawnSync(HR, ["schema"], { encoding: "utf8", timeout: 10_000 });
+    const list: string[] = JSON.parse(r.stdout).properties.serve.properties.strategy.enum;
+    return ["fd", ...list.filter((s) => s !== "fd")];
+  } catch {
+    return ["fd"];
+  }
+}
+
+function hrToml(port: number, strategy: string, workers: number) {
+  return `[run]
+cmd = ["node", "server.mjs"]
+stop_signal = "SIGTERM"
+
+[[listen]]
+name = "http"
+address = "127.0.0.1:${port}"
+
+[serve]
+strategy = "${strategy}"
+workers = ${workers}
+ready = { type = "ipc", timeout = "20s" }
+drain_timeout = "10s"
+`;
+}
+
+// ---------------------------------------------------------------- targets
+interface ReloadSample {
+  ok: boolean;
+  /** What the tool reports / what we time: request → new generation serving. */
+  ms: number;
+  /** Wall time of the command (hr reload --wait, pm2 reload), or the same as ms. */
+  cmdMs: number;
+  error?: string;
+}
+
+interface Target {
+  url: string;
+  reload(): Promise<ReloadSample>;
+  stop(): Promise<void>;
+  /** pids for the footprint: the supervisor and its workers. */
+  pids?(): Promise<{ supervisor: number; workers: number[] }>;
+  info: Record<string, unknown>;
+}
+
+class NotImplemented extends Error {}
+
+async function startHr(strategy: string, workers: number): Promise<Target> {
+  const dir = appCopy();
+  const port = freePort();
+  writeFileSync(join(dir, "hr.toml"), hrToml(port, strategy, workers));
+  const env = { XDG_RUNTIME_DIR: join(dir, "run") };
+  const logFile = join(dir, "hr.log");
+  const proc = spawnTracked([HR, "serve"], { cwd: dir, env, stdout: logFile });
+  const url = `http://127.0.0.1:${port}/`;
+  const logs = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "") + (existsSync(`${logFile}.err`) ? readFileSync(`${logFile}.err`, "utf8") : "");
+  let exited = false;
+  void proc.exited.then(() => (exited = true));
+  try {
+    await waitHttp(url, 20_000, () => !exited);
+  } catch (e) {
+    await sleep(100);
+    const text = logs();
+    killGroup(proc.pid);
+    rmSync(dir, { recursive: true, force: true });
+    const line = text.split("\n").find((l) => /not implemented|error/i.test(l)) ?? text.slice(-300);
+    if (/not implemented/i.test(text)) throw new NotImplemented(line.trim());
+    throw new Error(`${(e as Error).message}: ${line.trim()}`);
+  }
+  const hr = (args: string[], timeoutMs = 60_000) => run([HR, ...args], { cwd: dir, env, timeoutMs });
+  return {
+    url,
+    info: { port, strategy, workers, ready: "ipc", pid: proc.pid },
+    async reload() {
+      const r = await hr(["reload", "--wait", "--json"]);
+      let json: any = null;
+      try {
+        json = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
+      } catch {}
+      const ok = r.code === 0 && json?.ok === true;
+      return { ok, ms: json?.reload?.durationMs ?? r.ms, cmdMs: r.ms, error: ok ? undefined : (json?.error ?? `exit ${r.code}: ${r.stderr.slice(-300)}`) };
+    },
+    async pids() {
+      const st = await hr(["status", "--json"], 10_000);
+      const s = JSON.parse(st.stdout).status ?? JSON.parse(st.stdout);
+      const live = (s.generations ?? []).find((g: any) => g.generation === s.generation || g.number === s.generation);
+      const w = (live?.workers ?? []).map((x: any) => x.pid).filter((p: unknown) => typeof p === "number");
+      return { supervisor: proc.pid, workers: w.length ? w : taggedPids(`PORT=${port}`).filter((p) => p !== proc.pid) };
+    },
+    async stop() {
+      try {
+        process.kill(proc.pid, "SIGTERM");
+      } catch {}
+      const t = setTimeout(() => killGroup(proc.pid), 15_000);
+      await proc.exited;
+      clearTimeout(t);
+      for (const p of taggedPids(`PORT=${port}`)) killGroup(p); // workers' own groups, if any were left
+      groups.delete(proc.pid);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startNaive(): Promise<Target> {
+  const dir = appCopy();
+  const port = freePort();
+  const start = async () => {
+    const p = spawnTracked(["node", "server.mjs"], { cwd: dir, env: { PORT: String(port) }, stdout: "pipe" });
+    const lines = lineWatcher(p.stdout as ReadableStream<Uint8Array>);
+    await lines.wait(/listening on/, 20_000);
+    return p;
+  };
+  let proc = await start();
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    info: { port, how: "SIGTERM the node process, wait for its exit, start a new `node server.mjs` (binds PORT itself)" },
+    async reload() {
+      const t0 = performance.now();
+      try {
+        process.kill(proc.pid, "SIGTERM");
+        const t = setTimeout(() => killGroup(proc.pid), 15_000);
+        await proc.exited;
+        clearTimeout(t);
+        groups.delete(proc.pid);
+        proc = await start();
+        const ms = performance.now() - t0;
+        return { ok: true, ms, cmdMs: ms };
+      } catch (e) {
+        const ms = performance.now() - t0;
+        return { ok: false, ms, cmdMs: ms, error: (e as Error).message };
+      }
+    },
+    async stop() {
+      killGroup(proc.pid);
+      await proc.exited;
+      groups.delete(proc.pid);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function pm2Bin(): string {
+  const found = Bun.which("pm2");
+  if (found) return found;
+  const dir = join(tmpdir(), "hr-bench-pm2");
+  const bin = join(dir, "node_modules", ".bin", "pm2");
+  if (!existsSync(bin)) {
+    mkdirSync(dir, { recursive: true });
+    const r = spawnSync("npm", ["i", "--no-save", "--no-audit", "--no-fund", "pm2"], { cwd: dir, stdio: "inherit", timeout: 300_000 });
+    if (r.status !== 0) throw new Error("npm i pm2 failed");
+  }
+  return bin;
+}
+
+async function startPm2(instances = 2): Promise<Target> {
+  const pm2 = pm2Bin();
+  const dir = appCopy();
+  const home = mkdtempSync(join(tmpdir(), "hr-zd-pm2home-"));
+  const port = freePort();
+  const env = { PM2_HOME: home, PORT: String(port), PM2_INSTANCES: String(instances) };
+  const cmd = (args: string[], timeoutMs = 60_000) => run([pm2, ...args], { cwd: dir, env, timeoutMs });
+  const stop = async () => {
+    const k = await cmd(["kill"], 30_000);
+    if (k.code !== 0) log(`  pm2 kill: exit ${k.code} ${k.stderr.slice(-200)}`);
+    for (const p of taggedPids(`PM2_HOME=${home}`)) {
+      try {
+        process.kill(p, "SIGKILL");
+      } catch {}
+    }
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  };
+  try {
+    const s = await cmd(["start", "ecosystem.config.cjs"]);
+    if (s.code !== 0) throw new Error(`pm2 start: exit ${s.code}: ${s.stderr.slice(-300)}`);
+    await waitHttp(`http://127.0.0.1:${port}/`, 20_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const god = () => Number(readFileSync(join(home, "pm2.pid"), "utf8").trim());
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    info: { port, instances, exec_mode: "cluster", wait_ready: true, listen_timeout: 10000, kill_timeout: 10000, config: "examples/node-http/ecosystem.config.cjs" },
+    async reload() {
+      const r = await cmd(["reload", "node-http"], 120_000);
+      const ok = r.code === 0;
+      return { ok, ms: r.ms, cmdMs: r.ms, error: ok ? undefined : `exit ${r.code}: ${(r.stderr + r.stdout).slice(-300)}` };
+    },
+    async pids() {
+      const j = await cmd(["jlist"], 20_000);
+      const list = JSON.parse(j.stdout.slice(j.stdout.indexOf("[")));
+      return { supervisor: god(), workers: list.map((x: any) => x.pid).filter((p: number) => p > 0) };
+    },
+    stop,
+  };
+}
+
+// ---------------------------------------------------------------- one load run
+interface Stats {
+  n: number;
+  p50: number | null;
+  p99: number | null;
+  max: number | null;
+}
+const stats = (xs: number[]): Stats => ({ n: xs.length, p50: round(percentile(xs, 50), 1), p99: round(percentile(xs, 99), 1), max: xs.length ? round(Math.max(...xs), 1) : null });
+
+async function loadRun(t: Target) {
+  const t0 = performance.now();
+  const now = () => performance.now() - t0;
+  const load = startLoad({ url: t.url, concurrency: CONCURRENCY, keepAliveShare: 0.5, durationMs: 8 * 60_000, timeoutMs: 10_000 });
+  // The client records OK latencies in completion order but not when they
+  // completed: sample its OK counter every ms to map index → completion time.
+  const tickT: number[] = [];
+  const tickOk: number[] = [];
+  const ticker = setInterval(() => {
+    tickT.push(now());
+    tickOk.push(load.progress().ok);
+  }, 1);
+  const windows: { s: number; e: number }[] = [];
+  const samples: ReloadSample[] = [];
+  let res: LoadResult;
+  let steady: { s: number; e: number };
+  try {
+    await sleep(WARMUP_MS);
+    steady = { s: now(), e: now() + STEADY_MS };
+    await sleep(STEADY_MS);
+    let lastS = now() - INTERVAL_MS;
+    let lastE = now() - MIN_GAP_MS;
+    for (let i = 0; i < RELOADS; i++) {
+      await sleep(Math.max(lastS + INTERVAL_MS, lastE + MIN_GAP_MS) - now());
+      const s = now();
+      const r = await t.reload();
+      const e = now();
+      windows.push({ s, e });
+      samples.push(r);
+      lastS = s;
+      lastE = e;
+      if (!r.ok) log(`  reload ${i + 1} failed: ${r.error}`);
+    }
+    await sleep(TAIL_MS);
+  } finally {
+    res = await load.stop();
+    clearInterval(ticker);
+  }
+  const phaseStart = windows[0]?.s ?? Infinity;
+  const phaseEnd = now();
+  // completion time of OK request #i: the first tick whose counter exceeds i
+  const completion = (i: number) => {
+    let lo = 0;
+    let hi = tickOk.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (tickOk[mid]! > i) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo < tickT.length ? tickT[lo]! : res.elapsedMs;
+  };
+  const inWindow = (x: number) => windows.some((w) => x >= w.s && x <= w.e);
+  const lat = { steady: [] as number[], window: [] as number[], between: [] as number[], phase: [] as number[] };
+  res.latenciesMs.forEach((l, i) => {
+    const start = completion(i) - l;
+    if (start >= steady!.s && start < steady!.e) lat.steady.push(l);
+    if (start >= phaseStart && start <= phaseEnd) {
+      lat.phase.push(l);
+      (inWindow(start) ? lat.window : lat.between).push(l);
+    }
+  });
+  const failuresBy = { warmupOrSteady: 0, window: 0, between: 0 };
+  for (const f of res.failures) {
+    if (f.startMs < phaseStart) failuresBy.warmupOrSteady++;
+    else if (inWindow(f.startMs)) failuresBy.window++;
+    else failuresBy.between++;
+  }
+  const gaps = tickT.slice(1).map((x, i) => x - tickT[i]!);
+  const durations = samples.map((s) => s.ms);
+  const steadyS = stats(lat.steady);
+  const windowS = stats(lat.window);
+  const ratio = steadyS.p99 && windowS.p99 ? windowS.p99 / steadyS.p99 : null;
+  return {
+    requests: res.ok + res.failed,
+    ok: res.ok,
+    failed: res.failed,
+    errors: res.errors,
+    failuresBy, // of the first 200 failures the client keeps
+    firstFailures: res.failures.slice(0, 5).map((f) => ({ ...f, startMs: round(f.startMs, 1), atMs: round(f.atMs, 1) })),
+    bodies: Object.fromEntries(res.bodies),
+    elapsedMs: round(res.elapsedMs),
+    latencyMs: { steady: steadyS, reloadWindows: windowS, betweenReloads: stats(lat.between), reloadPhase: stats(lat.phase) },
+    p99Ratio: round(ratio ?? NaN, 2),
+    reloads: {
+      count: samples.length,
+      failed: samples.filter((s) => !s.ok).length,
+      errors: samples.filter((s) => !s.ok).map((s) => s.error),
+      medianMs: round(percentile(durations, 50)),
+      maxMs: round(Math.max(...durations)),
+      ms: durations.map((x) => round(x)),
+      cmdMs: samples.map((s) => round(s.cmdMs)),
+    },
+    windowsMs: windows.map((w) => [round(w.s), round(w.e)]),
+    steadyMs: [round(steady!.s), round(steady!.e)],
+    timeSampler: { ticks: tickT.length, medianGapMs: round(percentile(gaps, 50), 2), p99GapMs: round(percentile(gaps, 99), 2) },
+    goalMet: res.failed === 0 && ratio !== null && ratio <= 2 && samples.every((s) => s.ok),
+  };
+}
+
+// ---------------------------------------------------------------- idle footprint
+async function idle(): Promise<Record<string, unknown>> {
+  const hr = await startHr("fd", 2);
+  let pm2: Target | undefined;
+  try {
+    pm2 = await startPm2(2);
+    await sleep(5000); // settle
+    const who = { hr: await hr.pids!(), pm2: await pm2.pids!() };
+    const all = [who.hr.supervisor, who.pm2.supervisor, ...who.hr.workers, ...who.pm2.workers];
+    const t0 = Object.fromEntries(all.map((p) => [p, cpuTicks(p)]));
+    const w0 = performance.now();
+    await sleep(IDLE_S * 1000);
+    const secs = (performance.now() - w0) / 1000;
+    const one = (pid: number) => {
+      const cpuS = (cpuTicks(pid) - t0[pid]!) / CLK_TCK;
+      return { pid, rssMiB: round(rssKiB(pid) / 1024, 1), cpuS: round(cpuS, 2), cpuPct: round((100 * cpuS) / secs, 2) };
+    };
+    const sum = (pids: number[]) => ({ count: pids.length, rssMiB: round(pids.reduce((a, p) => a + rssKiB(p), 0) / 1024, 1) });
+    return {
+      seconds: round(secs, 1),
+      clkTck: CLK_TCK,
+      hrMaster: one(who.hr.supervisor),
+      hrWorkers: sum(who.hr.workers),
+      pm2God: one(who.pm2.supervisor),
+      pm2Workers: sum(who.pm2.workers),
+      note: "hr master = the `hr serve` process (its orphan sweeper, a ~1 MiB sh, not counted); pm2 = the God daemon; workers are the same node-http app (pm2's run inside its ProcessContainer)",
+    };
+  } finally {
+    await hr.stop();
+    await pm2?.stop();
+  }
+}
+
+// ---------------------------------------------------------------- main
+interface CaseDef {
+  id: string;
+  tool: string;
+  strategy: string;
+  workers: number;
+  start: () => Promise<Target>;
+}
+
+const cases: CaseDef[] = [];
+for (const s of serveStrategies()) {
+  for (const w of s === "fd" ? [1, 2] : [2]) cases.push({ id: `hr-${s}-${w}`, tool: "hr serve", strategy: s, workers: w, start: () => startHr(s, w) });
+}
+cases.push({ id: "naive", tool: "stop-then-start", strategy: "SIGTERM, wait, start", workers: 1, start: startNaive });
+cases.push({ id: "pm2", tool: "pm2 reload", strategy: "cluster, wait_ready", workers: 2, start: () => startPm2(2) });
+
+const git = (args: string[]) => spawnSync("git", args, { cwd: ROOT, encoding: "utf8" }).stdout?.trim() ?? "";
+const meta = {
+  date: new Date().toISOString(),
+  quick: QUICK,
+  machine: {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model ?? "?",
+    memGiB: round(totalmem() / 2 ** 30, 1),
+    freeMemGiBAtStart: round(freemem() / 2 ** 30, 1),
+    kernel: spawnSync("uname", ["-sr"], { encoding: "utf8" }).stdout.trim(),
+    loadavgAtStart: loadavg(),
+    tcpMigrateReq: existsSync("/proc/sys/net/ipv4/tcp_migrate_req") ? readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim() : "n/a",
+  },
+  commit: git(["rev-parse", "HEAD"]),
+  versions: {} as Record<string, string>,
+  load: { client: "test/helpers/load.ts (non-retrying)", concurrency: CONCURRENCY, keepAlive: CONCURRENCY / 2, newConnectionPerRequest: CONCURRENCY / 2, timeoutMs: 10_000 },
+  method: {
+    reloads: RELOADS,
+    intervalMs: INTERVAL_MS,
+    minGapMs: MIN_GAP_MS,
+    warmupMs: WARMUP_MS,
+    steadyMs: STEADY_MS,
+    tailMs: TAIL_MS,
+    steady: "requests started during a load phase before the first reload (no reload in progress)",
+    reloadWindow: "requests started between the reload request and the new generation serving (hr: `hr reload --wait` returned; pm2: `pm2 reload` returned; naive: the new process printed 'listening')",
+    reloadPhase: "every request started from the first reload to the end (includes the old generations' drains)",
+    reloadMs: "hr: durationMs reported by `hr reload --wait --json` (request → all new workers ready); pm2: wall time of `pm2 reload` (returns after the old instances exited); naive: SIGTERM → new process listening",
+    app: "examples/node-http, HR_GRACE_MS 1000 (1 s Connection: close grace on SIGTERM/SIGINT), ready via process.send('ready') for hr (ready.type ipc) and pm2 (wait_ready)",
+    goal: "0 failed requests and p99 in reload windows ≤ 2× steady p99",
+  },
+};
+
+const watchdog = setTimeout(() => {
+  log(`zero-downtime: hard cap of ${CAP_MS / 60000} min reached, killing everything`);
+  sweep();
+  process.exit(2);
+}, CAP_MS);
+for (const sig of ["SIGINT", "SIGTERM"] as const)
+  process.on(sig, () => {
+    log(`zero-downtime: ${sig}, cleaning up`);
+    sweep();
+    process.exit(130);
+  });
+
+const results: Record<string, unknown>[] = [];
+let idleResult: Record<string, unknown> | null = null;
+try {
+  if (!existsSync(HR)) spawnSync(process.execPath, [join(ROOT, "scripts/build.ts")], { stdio: "inherit", timeout: 180_000 });
+  meta.versions = {
+    hr: spawnSync(HR, ["--version"], { encoding: "utf8", timeout: 10_000 }).stdout.trim(),
+    bun: Bun.version,
+    node: spawnSync("node", ["--version"], { encoding: "utf8", timeout: 10_000 }).stdout.trim(),
+    pm2: spawnSync(pm2Bin(), ["--version"], { encoding: "utf8", timeout: 60_000, env: { ...process.env, PM2_HOME: mkdtempSync(join(tmpdir(), "hr-zd-pm2v-")) } }).stdout.trim().split("\n").pop() ?? "?",
+  };
+  log(`zero-downtime: ${RELOADS} reloads per row, ${CONCURRENCY} connections; ${meta.versions.hr}; load ${meta.machine.loadavgAtStart}`);
+  for (const c of cases) {
+    if (ONLY && !ONLY.has(c.id)) continue;
+    process.stderr.write(`${c.id} (${c.tool}, ${c.strategy}, ${c.workers} worker(s)) … `);
+    const base = { id: c.id, tool: c.tool, strategy: c.strategy, workers: c.workers, loadavgBefore: loadavg() };
+    let t: Target | undefined;
+    try {
+      t = await c.start();
+      const r = await loadRun(t);
+      results.push({ ...base, status: "ok", target: t.info, ...r });
+      const L = r.latencyMs;
+      log(
+        `${r.failed} failed${r.failed ? ` ${JSON.stringify(r.errors)}` : ""} of ${r.requests}; p50/p99 steady ${L.steady.p50}/${L.steady.p99}, windows ${L.reloadWindows.p50}/${L.reloadWindows.p99}, phase ${L.reloadPhase.p50}/${L.reloadPhase.p99} ms; reload median ${r.reloads.medianMs} max ${r.reloads.maxMs} ms${r.reloads.failed ? `, ${r.reloads.failed} reloads failed` : ""}`,
+      );
+    } catch (e) {
+      const ni = e instanceof NotImplemented;
+      results.push({ ...base, status: ni ? "not implemented" : "error", error: (e as Error).message });
+      log(`${ni ? "not implemented" : "failed"}: ${(e as Error).message}`);
+    } finally {
+      await t?.stop().catch((e) => log(`  stop: ${(e as Error).message}`));
+      const left = sweep();
+      if (left) log(`  (${left} leftover processes killed)`);
+      await sleep(500);
+    }
+  }
+  if (!ONLY || ONLY.has("idle")) {
+    process.stderr.write(`idle footprint, 2 workers each, ${IDLE_S} s … `);
+    try {
+      idleResult = await idle();
+      const i = idleResult as any;
+      log(`hr master ${i.hrMaster.rssMiB} MiB ${i.hrMaster.cpuS} s CPU; pm2 God ${i.pm2God.rssMiB} MiB ${i.pm2God.cpuS} s CPU`);
+    } catch (e) {
+      idleResult = { error: (e as Error).message };
+      log(`failed: ${(e as Error).message}`);
+    } finally {
+      sweep();
+    }
+  }
+} finally {
+  const left = sweep();
+  if (left) log(`(${left} leftover processes killed)`);
+  clearTimeout(watchdog);
+}
+
+const totalS = round((performance.now() - T_START) / 1000, 1);
+const doc = { ...meta, loadavgAtEnd: loadavg(), totalSeconds: totalS, results, idle: idleResult };
+mkdirSync(join(OUT, ".."), { recursive: true });
+writeFileSync(OUT, `${JSON.stringify(doc, null, 2)}\n`);
+log(`wrote ${OUT}`);
+
+// ---------------------------------------------------------------- markdown
+const fmtErrors = (e: Record<string, number>) =>
+  Object.entries(e)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${v} ${k}`)
+    .join(", ");
+const commitShort = meta.versions.hr?.match(/\(([0-9a-f]{7,}(?:-dirty)?)/)?.[1] ?? meta.commit.slice(0, 12); // the binary's commit
+const rows = results.map((r: any) => {
+  const head = `| ${r.tool} | ${r.strategy} | ${r.workers}`;
+  if (r.status === "not implemented") return `${head} | not implemented at ${commitShort} | | | | | | |`;
+  if (r.status !== "ok") return `${head} | failed: ${String(r.error).replace(/\|/g, "/").replace(/\s+/g, " ").slice(0, 160)} | | | | | | |`;
+  const L = r.latencyMs;
+  const failed = r.failed ? `**${r.failed}** (${fmtErrors(r.errors)})` : "**0**";
+  const rl = `${r.reloads.medianMs} / ${r.reloads.maxMs}${r.reloads.failed ? ` (${r.reloads.failed} failed)` : ""}`;
+  const goal = r.goalMet ? "**met**" : `not met (${[r.failed ? "failures" : "", r.p99Ratio > 2 ? `p99 ×${r.p99Ratio}` : ""].filter(Boolean).join(", ") || "reload failed"})`;
+  return `${head} | ${r.reloads.count} / ${r.requests.toLocaleString("en-US")} | ${failed} | ${L.steady.p50} / ${L.steady.p99} | ${L.reloadWindows.p50} / ${L.reloadWindows.p99} (×${r.p99Ratio}) | ${L.reloadPhase.p99} | ${rl} | ${goal} |`;
+});
+const i = idleResult as any;
+const idleRows =
+  i && !i.error
+    ? [
+        `| hr serve master | ${i.hrMaster.rssMiB} | ${i.hrMaster.cpuS} s (${i.hrMaster.cpuPct} %) | ${i.hrWorkers.count} workers, ${i.hrWorkers.rssMiB} MiB |`,
+        `| pm2 God daemon | ${i.pm2God.rssMiB} | ${i.pm2God.cpuS} s (${i.pm2God.cpuPct} %) | ${i.pm2Workers.count} workers, ${i.pm2Workers.rssMiB} MiB |`,
+      ]
+    : [`| idle measurement failed: ${i?.error ?? "not run"} | | | |`];
+const section = `<!-- serve:zero-downtime:start (generated by scripts/bench/zero-downtime.ts) -->
+## hr serve: zero downtime under reloads
+
+examples/node-http under a fixed load — the project's non-retrying client (test/helpers/load.ts), ${CONCURRENCY} connections
+(${CONCURRENCY / 2} keep-alive, ${CONCURRENCY / 2} new per request), loopback — while it is reloaded ${RELOADS} times, one every ~${INTERVAL_MS / 1000} s
+(never sooner than ${MIN_GAP_MS} ms after the previous reload ended). ${meta.machine.cores} cores (${meta.machine.cpu}), ${meta.machine.kernel},
+${meta.date.slice(0, 10)}; ${meta.versions.hr}, node ${meta.versions.node}, pm2 ${meta.versions.pm2}; load average ${meta.machine.loadavgAtStart} at start, ${doc.loadavgAtEnd} at end.
+Raw numbers: [bench/results/zero-downtime.json](../bench/results/zero-downtime.json). Reproduce: \`bun scripts/bench/zero-downtime.ts\` (${totalS} s).
+
+- *steady*: requests started in a ${STEADY_MS / 1000} s load phase before the first reload; *windows*: requests started between a reload
+  request and the new generation serving; *phase p99*: every request from the first reload on (includes the old generations' drains).
+- *reload ms*: hr — \`durationMs\` from \`hr reload --wait --json\` (request → all new workers ready, ready.type ipc); pm2 —
+  wall time of \`pm2 reload\` (returns once the old instances have exited); stop-then-start — SIGTERM → new process listening.
+- The app drains on SIGTERM/SIGINT (1 s \`Connection: close\` grace, then in-flight requests); pm2 uses \`wait_ready\` with
+  the app's \`process.send("ready")\`, \`listen_timeout\` and \`kill_timeout\` 10 s (examples/node-http/ecosystem.config.cjs).
+
+| tool | strategy | workers | reloads / requests | failed | p50 / p99 steady ms | p50 / p99 windows ms | phase p99 ms | reload ms median / max | goal |
+|---|---|---|---|---|---|---|---|---|---|
+${rows.join("\n")}
+
+Goal: 0 failed requests and p99 in the reload windows ≤ 2× steady p99.
+
+Idle footprint, 2 workers each, ${i?.seconds ?? IDLE_S} s without load (RSS from /proc/<pid>/status, CPU = utime+stime delta):
+
+| process | RSS MiB | CPU over the idle period | workers (RSS sum) |
+|---|---|---|---|
+${idleRows.join("\n")}
+<!-- serve:zero-downtime:end -->`;
+
+if (!values["no-docs"] && !QUICK) {
+  const docs = values.docs!;
+  let text = existsSync(docs) ? readFileSync(docs, "utf8") : "# Benchmarks\n";
+  const re = /<!-- serve:zero-downtime:start[\s\S]*?<!-- serve:zero-downtime:end -->/;
+  text = re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}\n`;
+  writeFileSync(docs, text);
+}
+console.log(section);
+log(`zero-downtime: total ${totalS} s`);
+process.exit(0);
