@@ -144,6 +144,10 @@ export const ServeSection = z
     build: bool(false).describe("Run [build] before starting a new generation on reload."),
     watch: strings([]).describe("Paths (e.g. the deployed binary) whose change triggers a reload."),
     restart_backoff: duration("500ms").describe("First delay before replacing a crashed worker; doubles up to 30s."),
+    bun_shim: z
+      .union([z.boolean(), z.literal("auto")], { error: expected('"auto", true or false') })
+      .default("auto")
+      .describe('Preload hr\'s Bun.serve shim into Bun workers (fd: serve the inherited socket; reuseport: reusePort: true). "auto": when run.cmd\'s program is `bun`; true: also via BUN_OPTIONS for any command.'),
   })
   .describe("hr serve: zero-downtime master.");
 

@@ -117,6 +117,8 @@ interface WorkerSlot {
   lineSubs: Set<(line: string) => void>;
   restartTimer?: ReturnType<typeof setTimeout>;
   notify?: NotifySocket;
+  /** Set by the afterReady check (e.g. the worker listens on a port of its own). */
+  warning?: string;
 }
 
 export interface WorkerStatus {
@@ -128,6 +130,8 @@ export interface WorkerStatus {
   /** Crashes in the last minute (≥ 5: crash loop). */
   recentCrashes: number;
   lastExit?: string;
+  /** Something hr noticed about this worker, e.g. it binds a port of its own instead of fd 3 (serve/socket-audit.ts). */
+  warning?: string;
 }
 
 export interface GenerationStatus {
@@ -162,6 +166,12 @@ export interface GenerationOptions {
   baseEnv: Record<string, string | undefined>;
   /** Called whenever a worker process starts or exits (the master keeps the sweeper's list current). */
   onProcessesChanged?: () => void;
+  /**
+   * Runs once every worker is ready, before the generation counts as ready
+   * (serve/strategy.ts: the fd socket audit). Warnings go to the workers' status;
+   * `fail` fails the start like a readiness failure (the old generation keeps serving).
+   */
+  afterReady?: (workers: { worker: number; pid: number }[]) => { warnings: Map<number, string>; fail?: { worker: number; reason: string } };
 }
 
 let notifySeq = 0;
@@ -243,6 +253,12 @@ export class Generation {
       }),
     );
     signal?.removeEventListener("abort", onOuter);
+    if (!failure && !ac.signal.aborted && this.opts.afterReady) {
+      const verdict = this.opts.afterReady(this.slots.flatMap((s) => (s.child && !s.child.exitInfo ? [{ worker: s.index, pid: s.child.pid }] : [])));
+      for (const s of this.slots) s.warning = verdict.warnings.get(s.index);
+      const bad = verdict.fail && this.slots.find((s) => s.index === verdict.fail!.worker);
+      if (bad) failure = { slot: bad, result: { ok: false, ms: 0, kind: "probe", reason: verdict.fail!.reason } };
+    }
     const ms = Math.round(performance.now() - t0);
     this.startMs = ms;
     if (!failure && !ac.signal.aborted) {
@@ -490,6 +506,7 @@ export class Generation {
         restarts: s.restarts,
         recentCrashes: crashesInWindow(s.crashTimes, now),
         ...(s.lastExit ? { lastExit: s.lastExit } : {}),
+        ...(s.warning ? { warning: s.warning } : {}),
       })),
     };
   }

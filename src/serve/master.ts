@@ -25,9 +25,10 @@ import { ensurePrivateDir, readPid, runtimePaths, type RuntimePaths } from "../c
 import { startControlServer, type ControlServer } from "../control/server.ts";
 import type { Logger } from "../log/logger.ts";
 import { killAllSync } from "../process/child.ts";
-import { openSockets, type SocketSet } from "../sockets/handoff.ts";
+import type { SocketSet } from "../sockets/handoff.ts";
 import { sdNotify } from "../sockets/systemd.ts";
 import { runBuild } from "./build.ts";
+import { openStrategy, type ServeStrategy } from "./strategy.ts";
 import { fmt, Generation, isTerminal } from "./generation.ts";
 import { formatStatus } from "./status.ts";
 import { startSweeper, type Sweeper } from "./sweeper.ts";
@@ -62,6 +63,7 @@ export class Master {
   private readonly startedAt = Date.now();
   private paths!: RuntimePaths;
   private sockets!: SocketSet;
+  private strategy!: ServeStrategy;
   private control?: ControlServer;
   private watcher?: FileWatch;
   private sweeper?: Sweeper | null;
@@ -93,10 +95,6 @@ export class Master {
   /** Runs until shut down; resolves with the exit code. */
   async run(): Promise<number> {
     const { config: cfg, env, log } = this.opts;
-    if (cfg.serve.strategy !== "fd") {
-      log.error(`serve.strategy = ${JSON.stringify(cfg.serve.strategy)} is not implemented yet; use "fd" (the default)`);
-      return 1;
-    }
     this.paths = runtimePaths(this.opts.configFile ?? join(this.opts.root, "hr.toml"), env);
     try {
       ensurePrivateDir(this.paths.dir);
@@ -115,14 +113,17 @@ export class Master {
 
     this.masterNotify = env.NOTIFY_SOCKET;
     try {
-      this.sockets = openSockets(cfg.listen, this.opts.root, env);
+      this.strategy = openStrategy(cfg, this.opts.root, env, log);
+      this.sockets = this.strategy.sockets;
     } catch (e) {
       log.error((e as Error).message);
       return 1;
     }
     this.baseEnv = { ...env };
     delete this.baseEnv.NOTIFY_SOCKET;
-    if (this.sockets.listeners.length === 0) {
+    if (this.strategy.name === "reuseport") {
+      // reuseport.ts logged what the workers bind (hr holds no socket).
+    } else if (this.sockets.listeners.length === 0) {
       log.warn("no [[listen]] sockets: hr cannot hold a socket for the workers, so a reload only overlaps processes; add a [[listen]] entry for zero-downtime reloads");
     } else {
       log.info(`${this.sockets.inherited ? "adopted" : "listening on"} ${this.sockets.describe()}`, { event: "listen", sockets: this.sockets.describe() });
@@ -130,6 +131,7 @@ export class Master {
 
     try {
       ensurePrivateDir(this.paths.workDir);
+      this.strategy.install(this.paths.workDir);
       this.control = startControlServer(this.paths.socket, (req) => this.handle(req));
       writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
       this.sweeper = startSweeper(join(this.paths.workDir, "groups"), [this.paths.workDir, this.paths.socket, this.paths.pidFile], this.baseEnv);
@@ -179,11 +181,12 @@ export class Master {
   }
 
   private newGeneration(): Generation {
+    const number = ++this.counter;
     const gen = new Generation({
-      number: ++this.counter,
+      number,
       config: this.cfg,
       root: this.opts.root,
-      sockets: this.sockets,
+      ...this.strategy.generation(this.cfg, `gen${number}`), // sockets (+ Bun shim argv/env), fd socket audit
       runtimeDir: this.paths.workDir,
       log: this.log,
       baseEnv: this.baseEnv,

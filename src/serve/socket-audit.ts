@@ -1,0 +1,108 @@
+/**
+ * fd strategy, Linux: after a generation is ready, check that its workers serve
+ * the inherited socket rather than a port of their own (the classic mistake:
+ * Bun.serve / node:http / a framework default binding 3000 and ignoring fd 3 —
+ * clients of hr's address then wait in a queue nobody accepts from).
+ *
+ * For each worker, the listening TCP sockets of its process tree (the worker and
+ * its descendants, from /proc) are compared with hr's own sockets by inode. A
+ * listening socket that is not hr's (and not the worker's $HR_HEALTH_PORT) is
+ * reported loudly and shown in `hr status` (worker.warning).
+ *
+ * Verdict: a worker whose tree does not even hold hr's socket open any more (it
+ * closed the inherited fds) and listens elsewhere FAILS the generation (the old
+ * one keeps serving). A worker that still holds the fd is only warned about: it
+ * may serve fd 3 and open an admin/metrics/debug port as well, which is fine.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import type { Logger } from "../log/logger.ts";
+import { descendants, listeningSocketsOf, socketInodesOf } from "../platform/proc.ts";
+
+export interface ForeignListener {
+  /** The process holding it (the worker or one of its descendants). */
+  pid: number;
+  address: string;
+  port: number;
+  inode: number;
+}
+
+export interface WorkerAudit {
+  worker: number;
+  pid: number;
+  /** Listening TCP sockets in the worker's tree that are not hr's. */
+  foreign: ForeignListener[];
+  /** Some process of the tree holds one of hr's sockets open. */
+  holdsInherited: boolean;
+}
+
+export interface AuditVerdict {
+  /** worker index → warning shown in status */
+  warnings: Map<number, string>;
+  fail?: { worker: number; reason: string };
+}
+
+/** Inodes of the sockets `pid` holds at the given fds (hr's own listeners: pass process.pid and sockets.fds). */
+export function inodesAtFds(pid: number, fds: readonly number[]): Set<number> {
+  const want = new Set(fds);
+  const out = new Set<number>();
+  for (const [inode, at] of socketInodesOf(pid)) if (at.some((fd) => want.has(fd))) out.add(inode);
+  return out;
+}
+
+/** $HR_HEALTH_PORT from the worker's initial environment (its own health listener is expected). */
+function healthPort(pid: number): number | undefined {
+  try {
+    const m = readFileSync(`/proc/${pid}/environ`, "latin1").match(/(?:^|\0)HR_HEALTH_PORT=(\d+)\0/);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function auditWorker(worker: number, pid: number, hrInodes: ReadonlySet<number>): WorkerAudit {
+  const tree = [pid, ...descendants(pid)];
+  const health = healthPort(pid);
+  let holdsInherited = false;
+  const foreign = new Map<number, ForeignListener>();
+  for (const p of tree) {
+    for (const inode of socketInodesOf(p).keys()) if (hrInodes.has(inode)) holdsInherited = true;
+    for (const s of listeningSocketsOf(p)) {
+      if (s.family === "unix" || hrInodes.has(s.inode) || s.port === undefined) continue;
+      if (health !== undefined && s.port === health) continue;
+      if (!foreign.has(s.inode)) foreign.set(s.inode, { pid: p, address: s.address, port: s.port, inode: s.inode });
+    }
+  }
+  return { worker, pid, foreign: [...foreign.values()], holdsInherited };
+}
+
+/** The message for one worker (also the status warning). */
+export function describeAudit(gen: string, a: WorkerAudit, fds: readonly number[]): string {
+  const where = a.foreign.map((f) => f.address + (f.pid !== a.pid ? ` (child pid ${f.pid})` : "")).join(", ");
+  const fdText = fds.length === 1 ? `fd ${fds[0]}` : `fds ${fds.join(", ")}`;
+  const head = `worker ${gen}/w${a.worker} (pid ${a.pid}) listens on ${where} itself`;
+  return a.holdsInherited
+    ? `${head} instead of using the inherited socket at ${fdText} — see docs/serve.md#adopting`
+    : `${head} and no longer holds the inherited socket (${fdText}): it cannot be serving hr's address — see docs/serve.md#adopting`;
+}
+
+/** Audits every worker of a just-ready generation; logs an error per offending worker. Linux only (no-op elsewhere). */
+export function auditGeneration(gen: string, workers: readonly { worker: number; pid: number }[], hrInodes: ReadonlySet<number>, fds: readonly number[], log: Logger): AuditVerdict {
+  const verdict: AuditVerdict = { warnings: new Map() };
+  if (!hrInodes.size || !existsSync("/proc/self/net/tcp")) return verdict;
+  for (const { worker, pid } of workers) {
+    const a = auditWorker(worker, pid, hrInodes);
+    if (!a.foreign.length) continue;
+    const msg = describeAudit(gen, a, fds);
+    verdict.warnings.set(worker, msg);
+    log.error(msg, {
+      event: "foreign_listener",
+      generation: Number(gen.replace(/^gen/, "")),
+      worker,
+      pid,
+      addresses: a.foreign.map((f) => f.address),
+      holdsInherited: a.holdsInherited,
+    });
+    if (!a.holdsInherited && !verdict.fail) verdict.fail = { worker, reason: msg };
+  }
+  return verdict;
+}

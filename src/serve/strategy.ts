@@ -1,0 +1,101 @@
+/**
+ * How the workers of `hr serve` get their listening socket (serve.strategy), and
+ * what hr adds to each worker for it:
+ *
+ *  - "fd" (default): hr binds [[listen]] once and passes it at fd 3, 4, …
+ *    (sockets/handoff.ts). After each generation is ready, the socket audit checks
+ *    no worker ignored fd 3 and bound a port of its own (socket-audit.ts).
+ *  - "reuseport": workers bind the address themselves with SO_REUSEPORT; hr holds
+ *    nothing (reuseport.ts).
+ *
+ * Both: Bun apps get the Bun.serve preload shim (serve.bun_shim, shims/), written
+ * into hr's private runtime directory from the copy embedded in the binary.
+ */
+import { writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import type { Config } from "../config/schema.ts";
+import type { Logger } from "../log/logger.ts";
+import { toArgv } from "../process/command.ts";
+import { openSockets, type SocketSet } from "../sockets/handoff.ts";
+import shimSource from "../shims/bun-serve-shim.js" with { type: "text" };
+import { openReuseport } from "./reuseport.ts";
+import { auditGeneration, inodesAtFds, type AuditVerdict } from "./socket-audit.ts";
+
+export const BUN_SHIM_FILE = "hr-bun-shim.js";
+
+/** The Bun.serve preload shim's source (embedded in the hr binary). */
+export function bunShimSource(): string {
+  return shimSource;
+}
+
+/** Whether a worker running `argv` gets the shim, and how: "argv" (--preload after bun), "env" (BUN_OPTIONS) or none. */
+export function bunShimMode(setting: Config["serve"]["bun_shim"], argv: readonly string[]): "argv" | "env" | undefined {
+  if (setting === false) return undefined;
+  const isBun = /^bun(\.exe)?$/.test(basename(argv[0] ?? ""));
+  if (isBun) return "argv";
+  return setting === true ? "env" : undefined;
+}
+
+/** `bun …` → `bun --preload <shim> …` */
+export function withPreload(argv: readonly string[], shimPath: string): string[] {
+  return [argv[0]!, "--preload", shimPath, ...argv.slice(1)];
+}
+
+export interface GenerationHooks {
+  sockets: SocketSet;
+  afterReady?: (workers: { worker: number; pid: number }[]) => AuditVerdict;
+}
+
+export interface ServeStrategy {
+  readonly name: "fd" | "reuseport";
+  /** What the master holds (fd) or describes (reuseport). */
+  readonly sockets: SocketSet;
+  /** Writes the shim into the master's private runtime directory (call once it exists). */
+  install(workDir: string): void;
+  /** Per generation, with the config it starts with: the decorated socket set (argv/env) and the audit. */
+  generation(cfg: Config, name: string): GenerationHooks;
+}
+
+/** Opens the strategy's sockets. Throws an Error with a user-facing message (the master logs it and exits 1). */
+export function openStrategy(cfg: Config, root: string, env: Record<string, string | undefined>, log: Logger): ServeStrategy {
+  const name = cfg.serve.strategy;
+  if (name !== "fd" && name !== "reuseport") {
+    throw new Error(`serve.strategy = ${JSON.stringify(name)} is not implemented yet; use "fd" (the default) or "reuseport"`);
+  }
+  const sockets = name === "fd" ? openSockets(cfg.listen, root, env) : openReuseport(cfg.listen, root, env, log);
+  const hrInodes = name === "fd" ? inodesAtFds(process.pid, sockets.fds) : new Set<number>();
+  let shimPath: string | undefined;
+  return {
+    name,
+    sockets,
+    install(workDir) {
+      shimPath = join(workDir, BUN_SHIM_FILE);
+      writeFileSync(shimPath, bunShimSource(), { mode: 0o600 });
+    },
+    generation(genCfg, genName) {
+      const mode = shimPath ? bunShimMode(genCfg.serve.bun_shim, toArgv(genCfg.run.cmd)) : undefined;
+      const path = shimPath!;
+      const decorated: SocketSet = {
+        ...sockets,
+        listeners: sockets.listeners,
+        fds: sockets.fds,
+        inherited: sockets.inherited,
+        appEnv() {
+          const e: Record<string, string> = { ...sockets.appEnv() };
+          if (mode === "env") {
+            const prev = genCfg.run.env.BUN_OPTIONS ?? env.BUN_OPTIONS;
+            e.BUN_OPTIONS = `${prev ? `${prev} ` : ""}--preload ${path}`;
+          }
+          return e;
+        },
+        wrapArgv(argv) {
+          return sockets.wrapArgv(mode === "argv" ? withPreload(argv, path) : argv);
+        },
+      };
+      return {
+        sockets: decorated,
+        afterReady: name === "fd" ? (workers) => auditGeneration(genName, workers, hrInodes, sockets.fds, log) : undefined,
+      };
+    },
+  };
+}

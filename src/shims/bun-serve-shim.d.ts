@@ -1,0 +1,3 @@
+// The shim is imported as text (`with { type: "text" }`) by src/serve/strategy.ts and embedded in the binary.
+declare const source: string;
+export default source;
