@@ -18,6 +18,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { npmPeerBin } from "./lib.ts";
+import { freePort } from "../../src/sockets/free-port.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const HR = join(ROOT, "dist", "hr");
@@ -26,25 +28,8 @@ const { values } = parseArgs({ options: { saves: { type: "string", default: "20"
 const SAVES = Number(values.saves);
 const WARMUP = 2;
 
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
 
-function nodemonBin(): string {
-  const found = Bun.which("nodemon");
-  if (found) return found;
-  const dir = join(tmpdir(), "hr-bench-nodemon");
-  const bin = join(dir, "node_modules", ".bin", "nodemon");
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    const r = spawnSync("npm", ["i", "--no-save", "--no-audit", "--no-fund", "nodemon"], { cwd: dir, stdio: "inherit" });
-    if (r.status !== 0) throw new Error("npm i nodemon failed");
-  }
-  return bin;
-}
+const nodemonBin = () => npmPeerBin("nodemon");
 
 interface Case {
   tool: string;

@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { npmPeerBin } from "./lib.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const HR = join(ROOT, "dist", "hr");
@@ -37,18 +38,7 @@ const NODE_MODULES_FILES = 50_000;
 const PER_DIR = 50;
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim() || 100);
 
-function nodemonBin(): string {
-  const found = Bun.which("nodemon");
-  if (found) return found;
-  const dir = join(tmpdir(), "hr-bench-nodemon");
-  const bin = join(dir, "node_modules", ".bin", "nodemon");
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    const r = spawnSync("npm", ["i", "--no-save", "--no-audit", "--no-fund", "nodemon"], { cwd: dir, stdio: "inherit" });
-    if (r.status !== 0) throw new Error("npm i nodemon failed");
-  }
-  return bin;
-}
+const nodemonBin = () => npmPeerBin("nodemon");
 
 /** `files` .js files in dirs of 50 (two levels: src/dNNN/eNN/), plus node_modules/pkgNNNN/*.js. */
 function generate(files: number): string {

@@ -21,7 +21,8 @@ import { killAllSync, spawnChild, SpawnError, type Child, type ExitInfo } from "
 import { openSockets, type SocketSet } from "../sockets/handoff.ts";
 import { noEventFilesystem, watch, type Watcher } from "../watch/watcher.ts";
 import { BuildRun, buildSteps, describeStep, type BuildStep } from "../process/build.ts";
-import { DevProxy, freePort } from "./proxy.ts";
+import { DevProxy } from "./proxy.ts";
+import { freePort } from "../sockets/free-port.ts";
 import { backoffMs, resolveStrategy, type DevState, type DevStrategy, type Trigger } from "./state.ts";
 import { clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";
 

@@ -31,13 +31,6 @@ export interface ProxyOptions {
   liveReload?: boolean;
 }
 
-/** A free TCP port on 127.0.0.1 (bind :0, read, close). */
-export function freePort(): number {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return port;
-}
 
 export class DevProxy {
   private servers: net.Server[] = [];

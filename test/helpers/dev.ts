@@ -14,13 +14,8 @@ import { taggedPids } from "./procs.ts";
 export const BIN_DIR = join(ROOT, "node_modules", ".bin");
 export const EXAMPLES = join(ROOT, "examples");
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
+import { freePort } from "../../src/sockets/free-port.ts";
+export { freePort };
 
 /** Copies examples/<name> (without hr.toml) into a fresh temp dir. */
 export function copyExample(name: string, files?: Record<string, string>): string {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import net from "node:net";
-import { DevProxy, freePort } from "../../src/dev/proxy.ts";
+import { DevProxy } from "../../src/dev/proxy.ts";
+import { freePort } from "../../src/sockets/free-port.ts";
 import { backoffMs, resolveStrategy } from "../../src/dev/state.ts";
 import { describeChanges, parseKeyLine } from "../../src/dev/terminal.ts";
 import { changedPathsEnv } from "../../src/dev/pipeline.ts";

@@ -5,11 +5,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync, type Subprocess } from "bun";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { get, waitForHttp } from "../helpers/http.ts";
 import { startLoad } from "../helpers/load.ts";
+import { freePort } from "../../src/sockets/free-port.ts";
 
 const ROOT = path.resolve(import.meta.dir, "../..");
 const EX = path.join(ROOT, "examples");
@@ -59,13 +59,6 @@ beforeAll(() => {
   goBinary = out;
 }, 120_000);
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** A python3 AF_UNIX/SOCK_DGRAM receiver standing in for hr's NOTIFY_SOCKET. */
 async function notifyReceiver(addr: string) {
