@@ -172,6 +172,18 @@ export interface GenerationOptions {
    * `fail` fails the start like a readiness failure (the old generation keeps serving).
    */
   afterReady?: (workers: { worker: number; pid: number }[]) => { warnings: Map<number, string>; fail?: { worker: number; reason: string } };
+  /**
+   * serve.strategy = "proxy" (serve/proxy.ts): a private 127.0.0.1 port for each
+   * worker start, given in PORT (overrides the sockets' PORT). With ready.type
+   * "tcp" and no ready.port, the probe connects to it (no HR_HEALTH_PORT then).
+   */
+  workerPort?: () => number;
+  /** A worker with a private port passed its probe (proxy: routable once the generation is ready). */
+  onWorkerReady?: (w: { worker: number; pid: number; port: number }) => void;
+  /** A worker with a private port exited or failed to spawn (pid 0): the port is free again. */
+  onWorkerExit?: (w: { worker: number; pid: number; port: number }) => void;
+  /** The generation became ready (the master makes it live right after). */
+  onReady?: () => void;
 }
 
 let notifySeq = 0;
@@ -264,6 +276,7 @@ export class Generation {
     if (!failure && !ac.signal.aborted) {
       this.readyAt = Date.now();
       this.to("ready", { durationMs: ms, pids: this.pids() }, "info", `${this.name} ready in ${ms} ms (pid${this.slots.length > 1 ? "s" : ""} ${this.pids().join(", ")})`);
+      this.opts.onReady?.();
       return { ok: true, ms };
     }
     const reason = failure ? `${this.name}/w${failure.slot.index}: ${failure.result.reason}` : `${this.name}: start cancelled (hr is shutting down)`;
@@ -346,17 +359,20 @@ export class Generation {
     slot.readyAt = undefined;
     let child: Child;
     let port: number | undefined;
+    let privatePort: number | undefined;
     const ipcSubs = new Set<(m: unknown) => void>();
     try {
       if (ready.type === "notify") {
         slot.notify = openNotifySocket(join(this.opts.runtimeDir, `g${this.number}w${slot.index}.${++notifySeq}.sock`));
       }
-      if (needsPort(ready.type)) port = ready.port ?? (await freePort());
+      if (this.opts.workerPort) privatePort = this.opts.workerPort();
+      if (needsPort(ready.type)) port = ready.port ?? (ready.type === "tcp" && privatePort !== undefined ? privatePort : await freePort());
       // Never spawn into a generation that started stopping while we waited.
       if (signal.aborted) {
         slot.notify?.close();
         slot.notify = undefined;
         slot.state = "exited";
+        if (privatePort !== undefined) this.opts.onWorkerExit?.({ worker: slot.index, pid: 0, port: privatePort });
         return { ok: false, ms: 0, kind: "aborted", reason: "cancelled" };
       }
       const env: Record<string, string | undefined> = {
@@ -367,7 +383,8 @@ export class Generation {
         HR_WORKER: String(slot.index),
         HR_WORKERS: String(cfg.serve.workers),
         NOTIFY_SOCKET: slot.notify?.path,
-        HR_HEALTH_PORT: port !== undefined ? String(port) : undefined,
+        HR_HEALTH_PORT: port !== undefined && port !== privatePort ? String(port) : undefined,
+        ...(privatePort !== undefined ? { PORT: String(privatePort) } : {}),
       };
       const argv = toArgv(cfg.run.cmd);
       // The LISTEN_PID shim would turn "not found" into exit 127: check the program first.
@@ -388,6 +405,7 @@ export class Generation {
       slot.notify?.close();
       slot.notify = undefined;
       slot.state = "exited";
+      if (privatePort !== undefined) this.opts.onWorkerExit?.({ worker: slot.index, pid: 0, port: privatePort });
       const reason = `cannot start: ${(error as Error).message}`;
       slot.lastExit = reason;
       return { ok: false, ms: 0, kind: "probe", reason };
@@ -406,7 +424,10 @@ export class Generation {
     };
     pump(child.stdout, "stdout");
     pump(child.stderr, "stderr");
-    void child.exited.then((info) => this.onExit(slot, child, info));
+    void child.exited.then((info) => {
+      if (privatePort !== undefined) this.opts.onWorkerExit?.({ worker: slot.index, pid: child.pid, port: privatePort });
+      this.onExit(slot, child, info);
+    });
 
     const result = await waitReady({
       config: ready,
@@ -430,6 +451,7 @@ export class Generation {
     if (result.ok && slot.child === child && !child.exitInfo) {
       slot.state = "ready";
       slot.readyAt = Date.now();
+      if (privatePort !== undefined) this.opts.onWorkerReady?.({ worker: slot.index, pid: child.pid, port: privatePort });
     }
     return result;
   }

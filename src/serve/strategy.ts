@@ -7,8 +7,11 @@
  *    no worker ignored fd 3 and bound a port of its own (socket-audit.ts).
  *  - "reuseport": workers bind the address themselves with SO_REUSEPORT; hr holds
  *    nothing (reuseport.ts).
+ *  - "proxy": hr binds [[listen]] once and accepts on it itself; each worker gets a
+ *    private 127.0.0.1 PORT and hr forwards raw bytes to the live generation's
+ *    ready workers (proxy.ts). No fds, no LISTEN_* and no shim for the workers.
  *
- * Both: Bun apps get the Bun.serve preload shim (serve.bun_shim, shims/), written
+ * fd and reuseport: Bun apps get the Bun.serve preload shim (serve.bun_shim, shims/), written
  * into hr's private runtime directory from the copy embedded in the binary.
  */
 import { writeFileSync } from "node:fs";
@@ -18,6 +21,7 @@ import type { Logger } from "../log/logger.ts";
 import { toArgv } from "../process/command.ts";
 import { openSockets, type SocketSet } from "../sockets/handoff.ts";
 import shimSource from "../shims/bun-serve-shim.js" with { type: "text" };
+import { ServeProxy } from "./proxy.ts";
 import { openReuseport } from "./reuseport.ts";
 import { auditGeneration, inodesAtFds, type AuditVerdict } from "./socket-audit.ts";
 
@@ -44,11 +48,16 @@ export function withPreload(argv: readonly string[], shimPath: string): string[]
 export interface GenerationHooks {
   sockets: SocketSet;
   afterReady?: (workers: { worker: number; pid: number }[]) => AuditVerdict;
+  /** proxy: per-worker private PORT and routing hooks (see GenerationOptions). */
+  workerPort?: () => number;
+  onWorkerReady?: (w: { worker: number; pid: number; port: number }) => void;
+  onWorkerExit?: (w: { worker: number; pid: number; port: number }) => void;
+  onReady?: () => void;
 }
 
 export interface ServeStrategy {
-  readonly name: "fd" | "reuseport";
-  /** What the master holds (fd) or describes (reuseport). */
+  readonly name: "fd" | "reuseport" | "proxy";
+  /** What the master holds (fd, proxy: closing it stops the proxy) or describes (reuseport). */
   readonly sockets: SocketSet;
   /** Writes the shim into the master's private runtime directory (call once it exists). */
   install(workDir: string): void;
@@ -59,8 +68,9 @@ export interface ServeStrategy {
 /** Opens the strategy's sockets. Throws an Error with a user-facing message (the master logs it and exits 1). */
 export function openStrategy(cfg: Config, root: string, env: Record<string, string | undefined>, log: Logger): ServeStrategy {
   const name = cfg.serve.strategy;
+  if (name === "proxy") return openProxy(cfg, root, env, log);
   if (name !== "fd" && name !== "reuseport") {
-    throw new Error(`serve.strategy = ${JSON.stringify(name)} is not implemented yet; use "fd" (the default) or "reuseport"`);
+    throw new Error(`serve.strategy = ${JSON.stringify(name)} is not implemented; use "fd" (the default), "reuseport" or "proxy"`);
   }
   const sockets = name === "fd" ? openSockets(cfg.listen, root, env) : openReuseport(cfg.listen, root, env, log);
   const hrInodes = name === "fd" ? inodesAtFds(process.pid, sockets.fds) : new Set<number>();
@@ -95,6 +105,47 @@ export function openStrategy(cfg: Config, root: string, env: Record<string, stri
       return {
         sockets: decorated,
         afterReady: name === "fd" ? (workers) => auditGeneration(genName, workers, hrInodes, sockets.fds, log) : undefined,
+      };
+    },
+  };
+}
+
+/**
+ * serve.strategy = "proxy": hr binds (or adopts) [[listen]] and accepts on it;
+ * every worker binds its own private 127.0.0.1 PORT and hr forwards to it.
+ */
+function openProxy(cfg: Config, root: string, env: Record<string, string | undefined>, log: Logger): ServeStrategy {
+  if (cfg.listen.length === 0 && !env.LISTEN_FDS) {
+    throw new Error('serve.strategy = "proxy" needs a [[listen]] address for hr to accept on (each worker gets a private PORT)');
+  }
+  const held = openSockets(cfg.listen, root, env);
+  const proxy = new ServeProxy({ fds: held.fds, log, waitMs: cfg.serve.ready.timeout });
+  proxy.start().catch((e: Error) => log.error(`proxy: cannot accept on ${held.describe()}: ${e.message}`));
+  log.debug(`proxy: accepting on ${held.describe()}; workers get a private 127.0.0.1 PORT each`);
+  const sockets: SocketSet = {
+    listeners: held.listeners,
+    fds: [], // nothing is passed to the workers
+    inherited: held.inherited,
+    appEnv: () => ({ HOST: "127.0.0.1", HR_SERVE_STRATEGY: "proxy" }),
+    wrapArgv: (argv) => argv,
+    describe: () => held.describe(),
+    close() {
+      proxy.close();
+      held.close();
+    },
+  };
+  return {
+    name: "proxy",
+    sockets,
+    install() {},
+    generation(genCfg, genName) {
+      proxy.waitMs = genCfg.serve.ready.timeout;
+      return {
+        sockets,
+        workerPort: () => proxy.reservePort(),
+        onWorkerReady: (w) => proxy.workerReady(genName, w),
+        onWorkerExit: (w) => proxy.workerExited(genName, w),
+        onReady: () => proxy.generationReady(genName),
       };
     },
   };
