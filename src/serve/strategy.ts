@@ -104,7 +104,7 @@ export function openStrategy(cfg: Config, root: string, env: Record<string, stri
       };
       return {
         sockets: decorated,
-        afterReady: name === "fd" ? (workers) => auditGeneration(genName, workers, hrInodes, sockets.fds, log) : undefined,
+        afterReady: name === "fd" ? (workers) => auditGeneration(genName, workers, hrInodes, log) : undefined,
       };
     },
   };
