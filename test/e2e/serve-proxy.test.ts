@@ -6,7 +6,8 @@
  *    keep-alive) while hr reloads; 0 failed requests, every generation answered,
  *    a fresh connection reaches the new generation after each reload.
  *    examples/bun-serve (plain Bun.serve on PORT, no shim) and examples/node-http
- *    (binds 127.0.0.1:PORT when no LISTEN_FDS), readiness "tcp" on the private PORT.
+ *    (binds 127.0.0.1:PORT when no LISTEN_FDS), readiness "tcp" on the private PORT;
+ *    shorter runs with notify and ipc readiness.
  *  - first start: connections made while no generation is ready wait and are
  *    answered once it is.
  *  - kill -9 of one worker: its in-flight connection is closed, new connections
@@ -49,8 +50,8 @@ const pct = (xs: number[], p: number) => {
   return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!);
 };
 
-async function drill(name: string, cmd: string[], workers: number, reloads: number) {
-  const h = await startServe({ toml: toml(cmd, workers) });
+async function drill(name: string, cmd: string[], workers: number, reloads: number, ready = "tcp") {
+  const h = await startServe({ toml: toml(cmd, workers, `{ type = "${ready}", timeout = "20s" }`) });
   const url = `http://127.0.0.1:${h.port}/`;
   const load = startLoad({ url, concurrency: 50, keepAliveShare: 0.5, durationMs: 80_000, timeoutMs: 10_000 });
   const durations: number[] = [];
@@ -70,7 +71,7 @@ async function drill(name: string, cmd: string[], workers: number, reloads: numb
     var res = await load.stop();
   }
   console.log(
-    `[proxy] ${name} workers=${workers} ready=tcp: ${reloads} reloads, ${res.ok} ok, ${res.failed} failed${res.failed ? ` ${JSON.stringify(res.errors)}` : ""}; ` +
+    `[proxy] ${name} workers=${workers} ready=${ready}: ${reloads} reloads, ${res.ok} ok, ${res.failed} failed${res.failed ? ` ${JSON.stringify(res.errors)}` : ""}; ` +
       `reload ms median ${pct(durations, 50)} max ${Math.max(...durations)}; latency p50 ${pct(res.latenciesMs, 50)} p99 ${pct(res.latenciesMs, 99)} max ${pct(res.latenciesMs, 100)} ms; ${(res.elapsedMs / 1000).toFixed(1)} s`,
   );
   if (res.failed) console.log(`[proxy] first failures: ${JSON.stringify(res.failures.slice(0, 5))}\n${h.logs().slice(-2000)}`);
@@ -87,7 +88,11 @@ async function drill(name: string, cmd: string[], workers: number, reloads: numb
 describe("serve.strategy = proxy", () => {
   test("bun-serve (unmodified Bun.serve on PORT), 2 workers, 20 reloads under load: 0 failures", () => drill("bun-serve", ["bun", BUN_SERVE], 2, 20), 60_000);
 
-  test("node-http (binds PORT), 2 workers, 8 reloads under load: 0 failures", () => drill("node-http", ["node", NODE_HTTP], 2, 8), 60_000);
+  test("node-http (binds PORT), 2 workers, 20 reloads under load: 0 failures", () => drill("node-http", ["node", NODE_HTTP], 2, 20), 60_000);
+
+  test("bun-serve, 1 worker, 5 reloads, notify readiness (sd_notify via bun:ffi): 0 failures", () => drill("bun-serve", ["bun", BUN_SERVE], 1, 5, "notify"), 30_000);
+
+  test("node-http, 2 workers, 5 reloads, ipc readiness (process.send): 0 failures", () => drill("node-http", ["node", NODE_HTTP], 2, 5, "ipc"), 30_000);
 
   test("first start: connections wait for the first generation, then are answered", async () => {
     // The app binds its PORT only after 1.5 s; hr accepts on the public address at once.
