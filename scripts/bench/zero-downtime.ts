@@ -259,6 +259,10 @@ interface Target {
   url: string;
   reload(): Promise<ReloadSample>;
   stop(): Promise<void>;
+  /** false once the supervisor died (the run is then aborted). */
+  alive?(): boolean;
+  /** Why it died: the supervisor's key log lines. */
+  why?(): string;
   /** pids for the footprint: the supervisor and its workers. */
   pids?(): Promise<{ supervisor: number; workers: number[] }>;
   info: Record<string, unknown>;
@@ -277,20 +281,43 @@ async function startHr(strategy: string, workers: number): Promise<Target> {
   const logs = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "") + (existsSync(`${logFile}.err`) ? readFileSync(`${logFile}.err`, "utf8") : "");
   let exited = false;
   void proc.exited.then(() => (exited = true));
+  // hr's own error line plus the first error line a worker printed
+  const why = () => {
+    const lines = logs().split("\n");
+    const hrErr = lines.find((l) => /^hr error/.test(l)) ?? lines.filter(Boolean).slice(-1)[0] ?? "";
+    const workerErr = lines.find((l) => /^gen\d+\/w\d+ \|.*\b\w*Error\b/.test(l)) ?? "";
+    return [hrErr, workerErr].filter(Boolean).join(" — ").replace(/\s+/g, " ").trim();
+  };
+  const hr = (args: string[], timeoutMs = 60_000) => run([HR, ...args], { cwd: dir, env, timeoutMs });
   try {
     await waitHttp(url, 20_000, () => !exited);
+    // Serving is not enough: the first generation must be live (a worker may have answered before its sibling failed).
+    const t0 = performance.now();
+    for (;;) {
+      if (exited) throw new Error("hr serve exited");
+      const st = await hr(["status", "--json"], 10_000).catch(() => null);
+      try {
+        const j = JSON.parse(st?.stdout ?? ""); // `hr status --json` prints the status object itself
+        if (typeof (j.status ?? j).generation === "number") break;
+      } catch {}
+      if (performance.now() - t0 > 20_000) throw new Error("no live generation within 20 s");
+      await sleep(100);
+    }
   } catch (e) {
-    await sleep(100);
+    await sleep(300);
     const text = logs();
+    const reason = why();
     killGroup(proc.pid);
+    await proc.exited;
+    for (const p of taggedPids(`PORT=${port}`)) killGroup(p);
     rmSync(dir, { recursive: true, force: true });
-    const line = text.split("\n").find((l) => /not implemented|error/i.test(l)) ?? text.slice(-300);
-    if (/not implemented/i.test(text)) throw new NotImplemented(line.trim());
-    throw new Error(`${(e as Error).message}: ${line.trim()}`);
+    if (/not implemented/i.test(text)) throw new NotImplemented(text.split("\n").find((l) => /not implemented/i.test(l))!.trim());
+    throw new Error(`${(e as Error).message}: ${reason}`);
   }
-  const hr = (args: string[], timeoutMs = 60_000) => run([HR, ...args], { cwd: dir, env, timeoutMs });
   return {
     url,
+    alive: () => !exited,
+    why,
     info: { port, strategy, workers, ready: "ipc", pid: proc.pid },
     async reload() {
       const r = await hr(["reload", "--wait", "--json"]);
@@ -450,6 +477,7 @@ async function loadRun(t: Target) {
     let lastE = now() - MIN_GAP_MS;
     for (let i = 0; i < RELOADS; i++) {
       await sleep(Math.max(lastS + INTERVAL_MS, lastE + MIN_GAP_MS) - now());
+      if (t.alive && !t.alive()) throw new Error(`the supervisor exited after ${i} reloads: ${t.why?.() ?? "?"}`);
       const s = now();
       const r = await t.reload();
       const e = now();
@@ -688,7 +716,7 @@ const commitShort = meta.versions.hr?.match(/\(([0-9a-f]{7,}(?:-dirty)?)/)?.[1] 
 const rows = results.map((r: any) => {
   const head = `| ${r.tool} | ${r.strategy} | ${r.workers}`;
   if (r.status === "not implemented") return `${head} | not implemented at ${commitShort} | | | | | | |`;
-  if (r.status !== "ok") return `${head} | failed: ${String(r.error).replace(/\|/g, "/").replace(/\s+/g, " ").slice(0, 160)} | | | | | | |`;
+  if (r.status !== "ok") return `${head} | failed: ${String(r.error).replace(/\|/g, "/").replace(/\s+/g, " ").slice(0, 240)} | | | | | | |`;
   const L = r.latencyMs;
   const failed = r.failed ? `**${r.failed}** (${fmtErrors(r.errors)})` : "**0**";
   const rl = `${r.reloads.medianMs} / ${r.reloads.maxMs}${r.reloads.failed ? ` (${r.reloads.failed} failed)` : ""}`;
