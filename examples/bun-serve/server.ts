@@ -1,6 +1,8 @@
 // bun-serve: an ordinary Bun.serve app listening on $PORT. Bun.serve cannot
-// adopt an inherited socket (it ignores `fd`), so hr runs it with the "proxy"
-// strategy: hr owns the public address and forwards to the PORT it gives the app.
+// adopt an inherited socket (it ignores `fd`), so `hr dev` runs it with the
+// "proxy" strategy (hr forwards to the PORT it gives the app) and `hr serve`
+// preloads hr's Bun.serve shim, which serves the inherited socket (or adds
+// reusePort: true under serve.strategy = "reuseport"). This file knows of neither.
 import { spawn } from "node:child_process";
 import { dlopen, FFIType, ptr } from "bun:ffi";
 
