@@ -7,11 +7,31 @@
  *   {"cmd":"reload"}                 → {"ok":true,"queued":false}          (accepted, not waited for)
  *   {"cmd":"reload","wait":true}     → {"ok":true,"reload":{…ReloadRecord}} once ready,
  *                                      {"ok":false,"error":"…","reload":{…}} on rollback
+ *   {"cmd":"upgrade"}                → {"ok":true,"upgrade":{…UpgradeRecord,"result":"running"}}
+ *   {"cmd":"upgrade","wait":true}    → {"ok":true,"upgrade":{…,"result":"ok","newPid":…}} once the new
+ *                                      master is ready (this master then drains and exits),
+ *                                      {"ok":false,"error":"…","upgrade":{…}} when it failed
  *   anything else                    → {"ok":false,"error":"…"}
  */
 import type { GenerationStatus } from "../serve/generation.ts";
 
-export type Request = { cmd: "status" } | { cmd: "reload"; wait?: boolean; trigger?: string };
+export type Request = { cmd: "status" } | { cmd: "reload"; wait?: boolean; trigger?: string } | { cmd: "upgrade"; wait?: boolean; trigger?: string };
+
+/** A master self-upgrade (SIGUSR2, `hr upgrade`): re-exec the hr binary, sockets kept open. */
+export interface UpgradeRecord {
+  /** What asked for it: "SIGUSR2", "hr upgrade". */
+  trigger: string;
+  startedAt: string;
+  /** The master that started the upgrade. */
+  oldPid: number;
+  /** The new master (once spawned). */
+  newPid?: number;
+  /** The program re-executed (process.execPath, read from disk again). */
+  binary?: string;
+  durationMs?: number;
+  result: "running" | "ok" | "failed";
+  error?: string;
+}
 
 export interface ReloadRecord {
   /** 1-based reload counter of this master. */
@@ -43,12 +63,17 @@ export interface ServeStatus {
   /** Most recent last. */
   reloads: ReloadRecord[];
   reloadQueued: boolean;
+  /** The pid of the master this one replaced by a self-upgrade. */
+  upgradedFrom?: number;
+  /** The last (or running) self-upgrade of this master. */
+  upgrade?: UpgradeRecord;
 }
 
 export type Response =
   | { ok: true; status: ServeStatus }
   | { ok: true; queued: boolean; reload?: ReloadRecord }
-  | { ok: false; error: string; reload?: ReloadRecord };
+  | { ok: true; upgrade: UpgradeRecord }
+  | { ok: false; error: string; reload?: ReloadRecord; upgrade?: UpgradeRecord };
 
 export function parseRequest(line: string): Request | { error: string } {
   let data: unknown;
@@ -60,6 +85,8 @@ export function parseRequest(line: string): Request | { error: string } {
   if (!data || typeof data !== "object") return { error: "request must be a JSON object" };
   const o = data as Record<string, unknown>;
   if (o.cmd === "status") return { cmd: "status" };
-  if (o.cmd === "reload") return { cmd: "reload", wait: o.wait === true, trigger: typeof o.trigger === "string" ? o.trigger.slice(0, 100) : undefined };
-  return { error: `unknown cmd ${JSON.stringify(o.cmd)}; expected "status" or "reload"` };
+  const trigger = typeof o.trigger === "string" ? o.trigger.slice(0, 100) : undefined;
+  if (o.cmd === "reload") return { cmd: "reload", wait: o.wait === true, trigger };
+  if (o.cmd === "upgrade") return { cmd: "upgrade", wait: o.wait === true, trigger };
+  return { error: `unknown cmd ${JSON.stringify(o.cmd)}; expected "status", "reload" or "upgrade"` };
 }

@@ -32,6 +32,7 @@ export const O_NONBLOCK = 0o4000;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
 export const SUN_PATH_MAX = 108;
+export const CLOCK_MONOTONIC = 1;
 
 /** errno numbers we branch on (Linux generic). */
 export const Errno = {
@@ -90,6 +91,7 @@ function open() {
     sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: FFIType.i64 },
     tcgetpgrp: { args: [i32], returns: i32 },
     getpgrp: { args: [], returns: i32 },
+    clock_gettime: { args: [i32, ptr], returns: i32 },
     __errno_location: { args: [], returns: ptr },
     strerror: { args: [i32], returns: cstring },
   });
@@ -272,4 +274,11 @@ export function fdIsOpen(fd: number): boolean {
 export function inForeground(fd: number): boolean {
   const fg = Number(L().tcgetpgrp(fd));
   return fg >= 0 && fg === Number(L().getpgrp());
+}
+
+/** clock_gettime(CLOCK_MONOTONIC) in microseconds (sd_notify's MONOTONIC_USEC). */
+export function monotonicUsec(): bigint {
+  const ts = new BigInt64Array(2); // struct timespec { time_t tv_sec; long tv_nsec } on 64-bit Linux
+  check("clock_gettime", L().clock_gettime(CLOCK_MONOTONIC, ts));
+  return ts[0]! * 1_000_000n + ts[1]! / 1000n;
 }

@@ -16,11 +16,11 @@
  * Shutdown (SIGTERM/SIGINT): every generation drains, then hr exits 0; a second
  * signal SIGKILLs everything at once (exit 130).
  */
-import { rmSync, writeFileSync } from "node:fs";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { NotRunningError, request } from "../control/client.ts";
-import type { ReloadRecord, Request, Response, ServeStatus } from "../control/protocol.ts";
+import type { ReloadRecord, Request, Response, ServeStatus, UpgradeRecord } from "../control/protocol.ts";
 import { ensurePrivateDir, readPid, runtimePaths, type RuntimePaths } from "../control/runtime.ts";
 import { startControlServer, type ControlServer } from "../control/server.ts";
 import type { Logger } from "../log/logger.ts";
@@ -32,6 +32,8 @@ import { openStrategy, type ServeStrategy } from "./strategy.ts";
 import { fmt, Generation, isTerminal } from "./generation.ts";
 import { formatStatus } from "./status.ts";
 import { startSweeper, type Sweeper } from "./sweeper.ts";
+import { SystemdNotifier } from "./systemd.ts";
+import { runUpgrade, stagingSocketPath, takeUpgradeHandoff, type UpgradeHandoff } from "./upgrade.ts";
 import { watchFiles, type FileWatch } from "./watch.ts";
 
 export interface MasterOptions {
@@ -69,6 +71,14 @@ export class Master {
   private sweeper?: Sweeper | null;
   private baseEnv: Record<string, string | undefined> = {};
   private masterNotify?: string;
+  /** sd_notify to hr's own supervisor (systemd's NOTIFY_SOCKET; never the workers'). */
+  private notifier = new SystemdNotifier(undefined);
+  /** Set when this master was started by another one's self-upgrade (see upgrade.ts). */
+  private handoff: UpgradeHandoff | null = null;
+  private upgrading?: Promise<UpgradeRecord>;
+  private lastUpgrade?: UpgradeRecord;
+  /** A self-upgrade succeeded: the new master owns the control socket, pid file and runtime dir. */
+  private handedOver = false;
 
   private generations: Generation[] = [];
   private live?: Generation;
@@ -102,8 +112,13 @@ export class Master {
       log.error(`runtime directory: ${(e as Error).message}`);
       return 1;
     }
-    // One master per project.
-    try {
+    this.handoff = takeUpgradeHandoff(env, (m) => log.warn(`upgrade: ${m}`));
+    if (this.handoff) {
+      this.counter = this.handoff.generation;
+      log.info(`upgrade: taking over from pid ${this.handoff.from} (its sockets are at fd 3..)`, { event: "upgrade", state: "new_master", from: this.handoff.from });
+    }
+    // One master per project (a self-upgrade's new master takes over from the running one).
+    if (!this.handoff) try {
       await request(this.paths.socket, { cmd: "status" }, 2000);
       log.error(`hr serve is already running for ${this.paths.project} (pid ${readPid(this.paths.pidFile) ?? "?"}); use \`hr reload\` or stop it first`);
       return 1;
@@ -112,6 +127,7 @@ export class Master {
     }
 
     this.masterNotify = env.NOTIFY_SOCKET;
+    this.notifier = new SystemdNotifier(this.masterNotify, (m) => log.debug(m));
     try {
       this.strategy = openStrategy(cfg, this.opts.root, env, log);
       this.sockets = this.strategy.sockets;
@@ -132,9 +148,10 @@ export class Master {
     try {
       ensurePrivateDir(this.paths.workDir);
       this.strategy.install(this.paths.workDir);
-      this.control = startControlServer(this.paths.socket, (req) => this.handle(req));
-      writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
-      this.sweeper = startSweeper(join(this.paths.workDir, "groups"), [this.paths.workDir, this.paths.socket, this.paths.pidFile], this.baseEnv);
+      // After a self-upgrade the old master keeps the control socket until our first generation is ready.
+      this.control = startControlServer(this.paths.socket, (req) => this.handle(req), this.handoff ? { stagingPath: stagingSocketPath(this.paths.socket) } : {});
+      if (!this.handoff) writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+      this.sweeper = this.newSweeper(this.handoff ? [stagingSocketPath(this.paths.socket)] : this.runtimeFiles());
       if (!this.sweeper) log.debug("setpriv not found: no orphan sweeper (grandchildren may outlive a SIGKILLed master)");
     } catch (e) {
       log.error(`control socket ${this.paths.socket}: ${(e as Error).message}`);
@@ -146,6 +163,7 @@ export class Master {
     this.onSignal("SIGHUP", () => void this.requestReload("SIGHUP"));
     this.onSignal("SIGTERM", () => void this.shutdown("SIGTERM"));
     this.onSignal("SIGINT", () => void this.shutdown("SIGINT"));
+    this.onSignal("SIGUSR2", () => void this.requestUpgrade("SIGUSR2"));
     this.onSignal("SIGUSR1", () => this.log.info(`status\n${formatStatus(this.status())}`, { event: "status", status: this.status() }));
 
     // The first generation: failing it is fatal.
@@ -165,7 +183,8 @@ export class Master {
       }
     } else {
       this.live = first;
-      sdNotifySafe(this.masterNotify, `READY=1\nMAINPID=${process.pid}\nSTATUS=serving gen${first.number}`);
+      if (this.handoff) this.takeOver(this.handoff, first.number);
+      else this.notifier.ready(`serving gen${first.number}`);
       if (!this.stopping) {
         log.info(`serving gen${first.number}; reload with \`hr reload\` or kill -HUP ${process.pid}`);
         this.startWatcher();
@@ -209,6 +228,7 @@ export class Master {
   /** Asks for a reload; resolves when it (or the queued reload it joined) is over. */
   requestReload(trigger: string): Promise<ReloadRecord> {
     if (this.stopping) return Promise.resolve(this.rejected(trigger, "hr is shutting down"));
+    if (this.upgrading) return Promise.resolve(this.rejected(trigger, "a self-upgrade of hr is in progress; reload the new master once it is done"));
     if (!this.busy) return this.runReload(trigger);
     if (this.queued) {
       if (!this.queued.triggers.includes(trigger)) this.queued.triggers.push(trigger);
@@ -239,7 +259,10 @@ export class Master {
     const rec: ReloadRecord = { id: ++this.reloadCount, trigger, startedAt: new Date().toISOString(), result: "running" };
     this.reloads.push(rec);
     if (this.reloads.length > KEEP_RELOADS) this.reloads.shift();
+    this.notifier.reloading(`reloading (${trigger})`);
     const p = this.doReload(rec).finally(() => {
+      const live = this.live ? `serving gen${this.live.number}` : "no live generation";
+      this.notifier.reloaded(rec.result === "ok" ? live : `reload #${rec.id} failed, rolled back: ${rec.error ?? "?"}; ${live}`);
       this.busy = false;
       this.current = undefined;
       this.startQueued();
@@ -298,7 +321,6 @@ export class Master {
         generation: gen.number,
         durationMs: rec.durationMs,
       });
-      sdNotifySafe(this.masterNotify, `STATUS=serving gen${gen.number}`);
       if (old && !this.stopping) void old.drain().then(() => this.prune());
       return rec;
     } catch (e) {
@@ -350,7 +372,7 @@ export class Master {
     this.stopping = true;
     const t0 = performance.now();
     this.log.info(`${sig}: draining every generation (up to ${fmt(this.cfg.serve.drain_timeout)}); ${sig} again to kill at once`, { event: "shutdown", state: "draining", signal: sig });
-    sdNotifySafe(this.masterNotify, "STOPPING=1");
+    this.notifier.stopping();
     this.watcher?.close();
     this.shutdownAc.abort(new Error("hr is shutting down"));
     if (this.queued) this.startQueued();
@@ -375,8 +397,13 @@ export class Master {
     this.control?.close();
     this.sockets?.close();
     if (this.paths) {
-      if (readPid(this.paths.pidFile) === process.pid) rmSync(this.paths.pidFile, { force: true });
-      rmSync(this.paths.workDir, { recursive: true, force: true });
+      // The runtime files belong to whoever the pid file names: after a self-upgrade
+      // (either side of it) they may be another master's.
+      rmSync(this.groupsFile(), { force: true });
+      if (readPid(this.paths.pidFile) === process.pid) {
+        rmSync(this.paths.pidFile, { force: true });
+        rmSync(this.paths.workDir, { recursive: true, force: true });
+      }
     }
   }
 
@@ -385,6 +412,17 @@ export class Master {
 
   private async handle(req: Request): Promise<Response> {
     if (req.cmd === "status") return { ok: true, status: this.status() };
+    if (req.cmd === "upgrade") {
+      if (this.stopping) return { ok: false, error: this.handedOver ? `hr was upgraded: pid ${this.lastUpgrade?.newPid} is the master now` : "hr is shutting down" };
+      const p = this.requestUpgrade(req.trigger ?? "hr upgrade");
+      if (!req.wait) {
+        const early = await Promise.race([p, Promise.resolve(null)]); // refused at once?
+        if (early?.result === "failed") return { ok: false, error: early.error ?? "upgrade failed", upgrade: early };
+        return { ok: true, upgrade: { ...(early ?? this.lastUpgrade!) } };
+      }
+      const rec = await p;
+      return rec.result === "ok" ? { ok: true, upgrade: rec } : { ok: false, error: rec.error ?? "upgrade failed", upgrade: rec };
+    }
     const trigger = req.trigger ?? "hr reload";
     if (this.stopping) return { ok: false, error: "hr is shutting down" };
     const queued = this.busy;
@@ -392,6 +430,140 @@ export class Master {
     if (!req.wait) return { ok: true, queued };
     const rec = await p;
     return rec.result === "ok" ? { ok: true, queued, reload: rec } : { ok: false, error: rec.error ?? "reload failed", reload: rec };
+  }
+
+  // -------------------------------------------------------------------------
+  // Self-upgrade (upgrade.ts)
+
+  private groupsFile(): string {
+    return join(this.paths.workDir, `groups.${process.pid}`);
+  }
+
+  /** What this master's sweeper removes if it is SIGKILLed (only what it owns). */
+  private runtimeFiles(): string[] {
+    return [this.paths.workDir, this.paths.socket, this.paths.pidFile];
+  }
+
+  private newSweeper(removeOnSweep: string[]): Sweeper | null {
+    const s = startSweeper(this.groupsFile(), removeOnSweep, this.baseEnv);
+    s?.update(this.generations.flatMap((g) => g.pids()));
+    return s;
+  }
+
+  /** Swaps the orphan sweeper for one that removes other files (ownership of the runtime files changed). */
+  private replaceSweeper(removeOnSweep: string[]) {
+    const old = this.sweeper;
+    this.sweeper = this.newSweeper(removeOnSweep);
+    void old?.stop();
+  }
+
+  /** New master, first generation ready: take the control socket and pid file over, tell systemd and the old master. */
+  private takeOver(h: UpgradeHandoff, gen: number) {
+    try {
+      this.control?.publish();
+      const tmp = `${this.paths.pidFile}.${process.pid}`;
+      writeFileSync(tmp, `${process.pid}\n`, { mode: 0o600 });
+      renameSync(tmp, this.paths.pidFile);
+      this.replaceSweeper(this.runtimeFiles());
+    } catch (e) {
+      this.log.error(`upgrade: taking over the control socket / pid file failed: ${(e as Error).message}`);
+    }
+    // MAINPID first (NotifyAccess=all), then the old master, which exits once it has drained.
+    this.notifier.mainPid(process.pid, `serving gen${gen} (upgraded from pid ${h.from})`);
+    try {
+      sdNotify(`READY=1\nMAINPID=${process.pid}`, { NOTIFY_SOCKET: h.notify });
+    } catch (e) {
+      this.log.warn(`upgrade: could not tell the old master (pid ${h.from}) we are ready: ${(e as Error).message}`);
+    }
+    this.log.info(`upgrade: pid ${process.pid} is the master now (took over from pid ${h.from})`, { event: "upgrade", state: "took_over", from: h.from });
+  }
+
+  /** SIGUSR2 / `hr upgrade`: re-exec the hr binary with the sockets kept open; resolves with the outcome. */
+  requestUpgrade(trigger: string): Promise<UpgradeRecord> {
+    const rec = (error: string): UpgradeRecord => ({ trigger, startedAt: new Date().toISOString(), oldPid: process.pid, result: "failed", error });
+    if (this.stopping) return Promise.resolve(rec(this.handedOver ? "hr was already upgraded" : "hr is shutting down"));
+    if (!this.live && !this.current) return Promise.resolve(rec("no generation is live yet"));
+    if (this.upgrading) {
+      this.log.info(`upgrade requested (${trigger}) while one is in progress: joined it`);
+      return this.upgrading;
+    }
+    const p = this.doUpgrade(trigger).finally(() => (this.upgrading = undefined));
+    this.upgrading = p;
+    return p;
+  }
+
+  private async doUpgrade(trigger: string): Promise<UpgradeRecord> {
+    const rec: UpgradeRecord = { trigger, startedAt: new Date().toISOString(), oldPid: process.pid, result: "running" };
+    this.lastUpgrade = rec;
+    this.log.info(`upgrade (${trigger}): re-executing hr with the listening sockets kept open`, { event: "upgrade", state: "start", trigger });
+    // Let a reload (and any queued one) finish first; new reloads are refused meanwhile.
+    while (this.current) await this.current.catch(() => {});
+    if (this.stopping) return Object.assign(rec, { result: "failed", error: "hr is shutting down" });
+    this.notifier.reloading(`upgrading hr (${trigger})`);
+    const r = await runUpgrade({
+      strategy: this.strategy.name,
+      sockets: this.sockets,
+      env: this.baseEnv,
+      systemdNotify: this.masterNotify,
+      workDir: this.paths.workDir,
+      cwd: process.cwd(),
+      generation: this.counter,
+      readyTimeoutMs: this.cfg.serve.ready.timeout,
+      drainTimeoutMs: this.cfg.serve.drain_timeout,
+      log: this.log,
+      signal: this.shutdownAc.signal,
+    });
+    rec.binary = r.binary;
+    rec.durationMs = r.ms;
+    if (r.pid) rec.newPid = r.pid;
+    const live = this.live ? `gen${this.live.number}` : "no generation";
+    if (!r.ok) {
+      rec.result = "failed";
+      rec.error = r.error;
+      this.log.error(`upgrade failed after ${fmt(r.ms)}: ${r.error}; this master (pid ${process.pid}) keeps serving ${live}`, { event: "upgrade", state: "failed", error: r.error, durationMs: r.ms });
+      this.reclaimRuntime();
+      this.notifier.reloaded(`upgrade failed: ${r.error}; serving ${live}`);
+      return rec;
+    }
+    rec.result = "ok";
+    this.log.info(`upgrade ok in ${fmt(r.ms)}: pid ${r.pid} is the master now; draining ${live} and exiting`, { event: "upgrade", state: "ok", pid: r.pid, durationMs: r.ms });
+    // Also from here (the main pid) for NotifyAccess=main, before we exit.
+    this.notifier.mainPid(r.pid, `serving (upgraded: pid ${r.pid})`);
+    void this.handOver();
+    return rec;
+  }
+
+  /** After a failed upgrade: make sure the control socket and pid file are still ours. */
+  private reclaimRuntime() {
+    try {
+      if (this.control && !this.control.owned()) {
+        this.log.warn("upgrade: the failed master had taken the control socket; taking it back");
+        this.control.close();
+        this.control = startControlServer(this.paths.socket, (req) => this.handle(req));
+      }
+      if (readPid(this.paths.pidFile) !== process.pid) writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+      ensurePrivateDir(this.paths.workDir);
+    } catch (e) {
+      this.log.error(`upgrade: reclaiming the control socket / pid file: ${(e as Error).message}`);
+    }
+  }
+
+  /** The new master is live: drain every generation (no STOPPING=1: the service goes on) and exit 0. */
+  private async handOver(): Promise<void> {
+    this.stopping = true;
+    this.handedOver = true;
+    const t0 = performance.now();
+    this.watcher?.close();
+    this.replaceSweeper([]); // the runtime files are the new master's now
+    this.shutdownAc.abort(new Error("hr was upgraded"));
+    if (this.queued) this.startQueued();
+    await this.current?.catch(() => {});
+    await Promise.all(this.generations.map((g) => (g.state === "ready" ? g.drain() : g.stopped)));
+    if (this.forced) return;
+    const ms = Math.round(performance.now() - t0);
+    this.log.info(`old master (pid ${process.pid}) drained in ${fmt(ms)}; exiting`, { event: "upgrade", state: "old_exited", durationMs: ms });
+    this.cleanup();
+    this.finish(0);
   }
 
   status(): ServeStatus {
@@ -406,15 +578,8 @@ export class Master {
       generations: this.generations.map((g) => g.status()),
       reloads: this.reloads.map((r) => ({ ...r })),
       reloadQueued: Boolean(this.queued),
+      ...(this.handoff ? { upgradedFrom: this.handoff.from } : {}),
+      ...(this.lastUpgrade ? { upgrade: { ...this.lastUpgrade } } : {}),
     };
-  }
-}
-
-function sdNotifySafe(target: string | undefined, msg: string) {
-  if (!target) return;
-  try {
-    sdNotify(msg, { NOTIFY_SOCKET: target });
-  } catch {
-    /* systemd went away: nothing to tell */
   }
 }

@@ -6,8 +6,9 @@ import { reload } from "./reload.ts";
 import { schema } from "./schema.ts";
 import { serve } from "./serve.ts";
 import { status } from "./status.ts";
+import { upgrade } from "./upgrade.ts";
 
-export const COMMANDS: CommandSpec[] = [init, dev, serve, reload, status, check, schema];
+export const COMMANDS: CommandSpec[] = [init, dev, serve, reload, upgrade, status, check, schema];
 
 export function findCommand(name: string): CommandSpec | undefined {
   return COMMANDS.find((c) => c.name === name);
