@@ -25,7 +25,8 @@ export function formatStatus(s: ServeStatus): string {
       const restarts = w.restarts ? `, ${w.restarts} restart${w.restarts === 1 ? "" : "s"}` : "";
       const last = w.lastExit && w.state !== "ready" ? `, last: ${w.lastExit}` : "";
       const loop = w.recentCrashes >= CRASH_LOOP_COUNT ? `, CRASH LOOP (${w.recentCrashes} crashes in the last minute)` : "";
-      out.push(`  w${w.worker} ${pid} ${w.state}${up}${restarts}${last}${loop}`);
+      const warning = w.warning ? `\n     WARNING: ${w.warning}` : "";
+      out.push(`  w${w.worker} ${pid} ${w.state}${up}${restarts}${last}${loop}${warning}`);
     }
   }
   if (s.reloads.length) {
