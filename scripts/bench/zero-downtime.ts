@@ -451,7 +451,7 @@ interface Stats {
   p99: number | null;
   max: number | null;
 }
-const stats = (xs: number[]): Stats => ({ n: xs.length, p50: round(percentile(xs, 50), 1), p99: round(percentile(xs, 99), 1), max: xs.length ? round(Math.max(...xs), 1) : null });
+const stats = (xs: number[]): Stats => ({ n: xs.length, p50: round(percentile(xs, 50), 1), p99: round(percentile(xs, 99), 1), max: xs.length ? round(xs.reduce((a, b) => (b > a ? b : a), -Infinity), 1) : null });
 
 async function loadRun(t: Target) {
   const t0 = performance.now();
