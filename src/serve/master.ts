@@ -378,6 +378,8 @@ export class Master {
     if (this.queued) this.startQueued();
     // A reload in progress ends quickly once aborted (its generation goes failed and winds down).
     await this.current?.catch(() => {});
+    // So does an upgrade (the new master gets SIGTERM and drains what it started).
+    await this.upgrading?.catch(() => {});
     await Promise.all(this.generations.map((g) => (g.state === "ready" ? g.drain() : g.stopped)));
     if (this.forced) return;
     // Generations started while we waited (none should be) are covered by the exit handler.
@@ -521,8 +523,10 @@ export class Master {
       rec.result = "failed";
       rec.error = r.error;
       this.log.error(`upgrade failed after ${fmt(r.ms)}: ${r.error}; this master (pid ${process.pid}) keeps serving ${live}`, { event: "upgrade", state: "failed", error: r.error, durationMs: r.ms });
-      this.reclaimRuntime();
-      this.notifier.reloaded(`upgrade failed: ${r.error}; serving ${live}`);
+      if (!this.stopping) {
+        this.reclaimRuntime();
+        this.notifier.reloaded(`upgrade failed: ${r.error}; serving ${live}`);
+      }
       return rec;
     }
     rec.result = "ok";
