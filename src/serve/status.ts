@@ -14,6 +14,12 @@ export function formatStatus(s: ServeStatus): string {
   const out: string[] = [];
   out.push(`hr serve pid ${s.pid}, up ${fmt(s.uptimeMs)}, ${s.state}${s.reloadQueued ? " (a reload is queued)" : ""}`);
   out.push(`project: ${s.project}`);
+  if (s.upgradedFrom) out.push(`upgraded from master pid ${s.upgradedFrom}`);
+  if (s.upgrade) {
+    const u = s.upgrade;
+    const result = u.result === "failed" ? `FAILED: ${u.error ?? "?"}` : u.result;
+    out.push(`last upgrade: ${u.startedAt.slice(11, 19)} ${result}${u.durationMs !== undefined ? ` in ${fmt(u.durationMs)}` : ""}${u.newPid ? ` (new master pid ${u.newPid})` : ""} (${u.trigger})`);
+  }
   if (s.sockets) out.push(`sockets: ${s.sockets}`);
   out.push(`live generation: ${s.generation ?? "none"}`);
   for (const g of s.generations) {

@@ -111,3 +111,17 @@ describe("hr schema", () => {
     expect(JSON.parse(require("node:fs").readFileSync(out, "utf8")).title).toBe("hr.toml");
   });
 });
+
+describe("hr shim", () => {
+  test("prints the embedded Bun.serve shim, byte for byte the shipped source", () => {
+    const r = runHr(["shim", "bun"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(require("node:fs").readFileSync(join(import.meta.dir, "../../src/shims/bun-serve-shim.js"), "utf8"));
+  });
+
+  test("anything but bun is a usage error", () => {
+    const r = runHr(["shim", "node"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`got "node" (only Bun needs a shim)`);
+  });
+});
