@@ -25,7 +25,7 @@
  * environment and is SIGKILLed at the end (process groups, then a /proc sweep).
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, freemem, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -654,7 +654,8 @@ try {
     hr: spawnSync(HR, ["--version"], { encoding: "utf8", timeout: 10_000 }).stdout.trim(),
     bun: Bun.version,
     node: spawnSync("node", ["--version"], { encoding: "utf8", timeout: 10_000 }).stdout.trim(),
-    pm2: spawnSync(pm2Bin(), ["--version"], { encoding: "utf8", timeout: 60_000, env: { ...process.env, PM2_HOME: mkdtempSync(join(tmpdir(), "hr-zd-pm2v-")) } }).stdout.trim().split("\n").pop() ?? "?",
+    // not `pm2 --version`: that starts a God daemon
+    pm2: (JSON.parse(readFileSync(join(realpathSync(pm2Bin()), "..", "..", "package.json"), "utf8")).version as string) ?? "?",
   };
   log(`zero-downtime: ${RELOADS} reloads per row, ${CONCURRENCY} connections; ${meta.versions.hr}; load ${meta.machine.loadavgAtStart}`);
   for (const c of cases) {
