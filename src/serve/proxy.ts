@@ -26,6 +26,7 @@
  * failure: re-sending a request a worker may have read is unsafe for
  * non-idempotent requests.
  */
+import { readFileSync } from "node:fs";
 import net from "node:net";
 import type { Logger } from "../log/logger.ts";
 import { freePort } from "../sockets/free-port.ts";
@@ -54,6 +55,30 @@ export interface ServeProxyOptions {
   log: Logger;
   /** How long a connection may wait for a ready worker (ready.timeout). */
   waitMs: number;
+}
+
+/** Lowest private port hr picks below the ephemeral range. */
+const PRIVATE_MIN = 10_000;
+
+/** net.ipv4.ip_local_port_range (Linux default 32768 60999). */
+function readPortRange(): [number, number] {
+  try {
+    const [a, b] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (a && b && a <= b) return [a, b];
+  } catch {
+    /* not Linux */
+  }
+  return [32768, 60999];
+}
+
+/** Whether 127.0.0.1:port can be bound right now (bind, then close). */
+function canBind(port: number): boolean {
+  try {
+    Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } }).stop(true);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** How long connections of a dead worker may stay open before hr cuts them. */
@@ -94,8 +119,22 @@ export class ServeProxy {
     }
   }
 
-  /** A private port for a new worker (PORT): free now, and not handed to another running worker. */
+  /**
+   * A private port for a new worker (PORT): free now, not handed to another running
+   * worker, and outside the kernel's ephemeral range when possible — a port from
+   * bind(:0) is ephemeral, so between our probe and the worker's bind, one of hr's
+   * own outgoing connections (to other workers, under load) could take it as its
+   * source port and the worker would fail with EADDRINUSE.
+   */
   reservePort(): number {
+    const [lo, hi] = readPortRange();
+    const pool: [number, number] | null = lo - 1 >= PRIVATE_MIN + 1000 ? [PRIVATE_MIN, lo - 1] : hi + 1 <= 65535 - 1000 ? [hi + 1, 65535] : null;
+    for (let i = 0; pool && i < 50; i++) {
+      const p = pool[0] + Math.floor(Math.random() * (pool[1] - pool[0] + 1));
+      if (this.reserved.has(p) || !canBind(p)) continue;
+      this.reserved.add(p);
+      return p;
+    }
     for (let i = 0; i < 20; i++) {
       const p = freePort();
       if (!this.reserved.has(p)) {
