@@ -12,7 +12,7 @@ export function npmPeerBin(pkg: string, bin = pkg): string {
   const path = join(dir, "node_modules", ".bin", bin);
   if (!existsSync(path)) {
     mkdirSync(dir, { recursive: true });
-    const r = spawnSync("npm", ["i", "--no-save", "--no-audit", "--no-fund", pkg], { cwd: dir, stdio: "inherit" });
+    const r = spawnSync("npm", ["i", "--no-save", "--no-audit", "--no-fund", pkg], { cwd: dir, stdio: "inherit", timeout: 300_000 });
     if (r.status !== 0) throw new Error(`npm i ${pkg} failed`);
   }
   return path;

@@ -29,6 +29,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { cpus, freemem, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { freePort } from "../../src/sockets/free-port.ts";
+import { npmPeerBin } from "./lib.ts";
 import { percentile, startLoad, type LoadResult } from "../../test/helpers/load.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -143,12 +145,6 @@ async function run(argv: string[], opts: { cwd: string; env?: Record<string, str
   return r;
 }
 
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
 
 async function waitHttp(url: string, timeoutMs: number, alive?: () => boolean): Promise<void> {
   const t0 = performance.now();
@@ -387,18 +383,7 @@ async function startNaive(): Promise<Target> {
   };
 }
 
-function pm2Bin(): string {
-  const found = Bun.which("pm2");
-  if (found) return found;
-  const dir = join(tmpdir(), "hr-bench-pm2");
-  const bin = join(dir, "node_modules", ".bin", "pm2");
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    const r = spawnSync("npm", ["i", "--no-save", "--no-audit", "--no-fund", "pm2"], { cwd: dir, stdio: "inherit", timeout: 300_000 });
-    if (r.status !== 0) throw new Error("npm i pm2 failed");
-  }
-  return bin;
-}
+const pm2Bin = () => npmPeerBin("pm2");
 
 async function startPm2(instances = 2): Promise<Target> {
   const pm2 = pm2Bin();
