@@ -15,6 +15,7 @@
  */
 import net from "node:net";
 import type { Logger } from "../log/logger.ts";
+import { connectUpstream } from "../sockets/upstream.ts";
 import { LiveReload } from "./livereload.ts";
 
 export interface ProxyOptions {
@@ -58,7 +59,7 @@ export class DevProxy {
   async start(): Promise<void> {
     if (this.opts.liveReload) {
       this.live = new LiveReload({
-        connect: (client) => this.connectUpstream(Date.now() + this.waitMs, client),
+        connect: (client) => this.awaitUpstream(Date.now() + this.waitMs, client),
         downText: () => this.down ?? "hr dev: no app is running.\n",
       });
     }
@@ -130,7 +131,7 @@ export class DevProxy {
   }
 
   /** Resolves with a connected upstream socket, "down" (no app, see setDown), or null after the deadline. */
-  private async connectUpstream(deadline: number, client: net.Socket): Promise<net.Socket | "down" | null> {
+  private async awaitUpstream(deadline: number, client: net.Socket): Promise<net.Socket | "down" | null> {
     let delay = 5;
     while (!this.closed && !client.destroyed && Date.now() < deadline) {
       const port = this.target;
@@ -145,19 +146,7 @@ export class DevProxy {
         });
         continue;
       }
-      const up = await new Promise<net.Socket | null>((resolve) => {
-        const s = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
-        s.setNoDelay(true);
-        const onError = () => {
-          s.destroy();
-          resolve(null);
-        };
-        s.once("error", onError);
-        s.once("connect", () => {
-          s.off("error", onError);
-          resolve(s);
-        });
-      });
+      const up = await connectUpstream(port);
       if (up) {
         this.opts.onUpstream?.(port);
         return up;
@@ -215,7 +204,7 @@ export class DevProxy {
     client.on("drain", () => upstream?.resume());
 
     const attach = async (): Promise<void> => {
-      const up = await this.connectUpstream(deadline, client);
+      const up = await this.awaitUpstream(deadline, client);
       if (done) {
         if (up && up !== "down") up.destroy();
         return;

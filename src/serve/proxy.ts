@@ -30,6 +30,7 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import type { Logger } from "../log/logger.ts";
 import { freePort } from "../sockets/free-port.ts";
+import { connectUpstream } from "../sockets/upstream.ts";
 
 export interface WorkerEndpoint {
   worker: number;
@@ -256,18 +257,7 @@ export class ServeProxy {
         }
         continue;
       }
-      const up = await new Promise<net.Socket | null>((resolve) => {
-        const s = net.connect({ host: "127.0.0.1", port: b.port, allowHalfOpen: true });
-        const onError = () => {
-          s.destroy();
-          resolve(null);
-        };
-        s.once("error", onError);
-        s.once("connect", () => {
-          s.off("error", onError);
-          resolve(s);
-        });
-      });
+      const up = await connectUpstream(b.port);
       if (up) {
         if (b.dead || this.closed || client.destroyed) {
           up.destroy();
