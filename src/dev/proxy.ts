@@ -15,7 +15,7 @@
  */
 import net from "node:net";
 import type { Logger } from "../log/logger.ts";
-import { connectUpstream } from "../sockets/upstream.ts";
+import { connectUpstream, listenOnFd } from "../sockets/upstream.ts";
 import { LiveReload } from "./livereload.ts";
 
 export interface ProxyOptions {
@@ -71,13 +71,7 @@ export class DevProxy {
         socket.on("close", () => this.conns.delete(socket));
         live.accept(socket);
       });
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen({ fd }, () => {
-          server.off("error", reject);
-          resolve();
-        });
-      });
+      await listenOnFd(server, fd);
       server.on("error", (e) => this.opts.log.warn(`proxy: ${e.message}`));
       this.servers.push(server);
     }

@@ -30,7 +30,7 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import type { Logger } from "../log/logger.ts";
 import { freePort } from "../sockets/free-port.ts";
-import { connectUpstream } from "../sockets/upstream.ts";
+import { connectUpstream, listenOnFd } from "../sockets/upstream.ts";
 
 export interface WorkerEndpoint {
   worker: number;
@@ -108,13 +108,7 @@ export class ServeProxy {
   async start(): Promise<void> {
     for (const fd of this.opts.fds) {
       const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.onClient(socket));
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen({ fd }, () => {
-          server.off("error", reject);
-          resolve();
-        });
-      });
+      await listenOnFd(server, fd);
       server.on("error", (e) => this.opts.log.warn(`proxy: ${e.message}`));
       this.servers.push(server);
     }

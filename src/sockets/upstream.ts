@@ -1,4 +1,4 @@
-/** Connecting a proxy (dev or serve) to an app on its private 127.0.0.1 port. */
+/** The two ends of hr's proxies (dev and serve): accepting on hr's socket, connecting to an app's private port. */
 import net from "node:net";
 
 /**
@@ -18,6 +18,17 @@ export function connectUpstream(port: number): Promise<net.Socket | null> {
     socket.once("connect", () => {
       socket.off("error", onError);
       resolve(socket);
+    });
+  });
+}
+
+/** Makes `server` accept on an already-listening fd (hr's [[listen]] socket); rejects if it can't. */
+export function listenOnFd(server: net.Server, fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ fd }, () => {
+      server.off("error", reject);
+      resolve();
     });
   });
 }

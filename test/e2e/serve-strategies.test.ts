@@ -17,13 +17,14 @@
  */
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, ROOT } from "../helpers/hr.ts";
 import { get, waitForHttp } from "../helpers/http.ts";
 import { startLoad } from "../helpers/load.ts";
 import { BIN_DIR, cleanupServes, EXAMPLES, startServe } from "../helpers/serve.ts";
+import { pidsWithEnv } from "../helpers/procs.ts";
 
 beforeAll(() => void ensureBinary());
 afterEach(async () => {
@@ -126,22 +127,7 @@ function expectClean(r: any, reloads: number) {
 // -------------------------------------------------------------------------
 // Processes started inside the namespace carry HR_NS_TAG; afterEach-style cleanup scans for it.
 
-function nsTaggedPids(tag: string): number[] {
-  const needle = `HR_NS_TAG=${tag}\0`;
-  const out: number[] = [];
-  for (const n of readdirSync("/proc")) {
-    if (!/^\d+$/.test(n)) continue;
-    try {
-      const stat = readFileSync(`/proc/${n}/stat`, "latin1");
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      if (state === "Z" || state === "X") continue;
-      if (readFileSync(`/proc/${n}/environ`, "latin1").includes(needle)) out.push(Number(n));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
+const nsTaggedPids = (tag: string) => pidsWithEnv("HR_NS_TAG", tag);
 
 const have = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
 const nsProbe = process.getuid?.() === 0 && have("unshare") && (have("ip") || have("ifconfig")) && spawnSync("unshare", ["--net", "--", "true"]).status === 0;

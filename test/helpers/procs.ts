@@ -3,7 +3,12 @@ import { readdirSync, readFileSync } from "node:fs";
 
 /** Pids of live (non-zombie) processes whose environment carries HR_TEST_TAG=tag. */
 export function taggedPids(tag: string): number[] {
-  const needle = `HR_TEST_TAG=${tag}\0`;
+  return pidsWithEnv("HR_TEST_TAG", tag);
+}
+
+/** Pids of live (non-zombie) processes whose environment has name=value. */
+export function pidsWithEnv(name: string, value: string): number[] {
+  const needle = `${name}=${value}\0`;
   const out: number[] = [];
   for (const n of readdirSync("/proc")) {
     if (!/^\d+$/.test(n)) continue;
