@@ -16,11 +16,11 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(total);
 }
 
-/** Human form for logs: 812 ms, 1.4 s, 2m05s. */
+/** Human form for logs and errors: "812 ms", "1.5s", "12s", "2m5s", "1h3m". */
 export function formatMs(ms: number): string {
   if (ms < 1_000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1_000).toFixed(ms < 10_000 ? 2 : 1)} s`;
-  const m = Math.floor(ms / 60_000);
-  const s = Math.round((ms % 60_000) / 1_000);
-  return `${m}m${String(s).padStart(2, "0")}s`;
+  if (ms < 60_000) return `${Number((ms / 1_000).toFixed(ms < 10_000 ? 1 : 0))}s`;
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 60) return `${minutes}m${Math.floor((ms % 60_000) / 1_000)}s`;
+  return `${Math.floor(minutes / 60)}h${minutes % 60}m`;
 }

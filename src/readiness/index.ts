@@ -4,6 +4,7 @@
  * always cancelled (its AbortSignal fires) when the wait ends, whatever the outcome.
  */
 import type { ExitInfo } from "../process/child.ts";
+import { formatMs } from "../config/duration.ts";
 import type { ReadyConfig } from "../config/schema.ts";
 import { delayProbe } from "./delay.ts";
 import { httpProbe } from "./http.ts";
@@ -45,7 +46,6 @@ export interface WaitReadyOptions extends Omit<ProbeContext, "signal"> {
   signal?: AbortSignal;
 }
 
-const fmtMs = (ms: number) => (ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`);
 
 /** Waits for readiness; never rejects. */
 export async function waitReady(opts: WaitReadyOptions): Promise<ReadyResult> {
@@ -83,7 +83,7 @@ export async function waitReady(opts: WaitReadyOptions): Promise<ReadyResult> {
     case "ready":
       return { ok: true, ms };
     case "timeout":
-      return { ok: false, ms, kind: "timeout", reason: `not ready after ${fmtMs(opts.config.timeout)} (ready.type = ${JSON.stringify(opts.config.type)})` };
+      return { ok: false, ms, kind: "timeout", reason: `not ready after ${formatMs(opts.config.timeout)} (ready.type = ${JSON.stringify(opts.config.type)})` };
     case "exited":
       return { ok: false, ms, kind: "exited", reason: `${outcome.info.describe()} before it was ready` };
     case "aborted":

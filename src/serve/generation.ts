@@ -32,8 +32,9 @@
  *     dieWithParent, so they also die if the master is SIGKILLed.
  */
 import { join } from "node:path";
-import net from "node:net";
 import type { Config } from "../config/schema.ts";
+import { formatMs } from "../config/duration.ts";
+import { freePort } from "../sockets/free-port.ts";
 import type { Logger } from "../log/logger.ts";
 import { lines, spawnChild, type Child, type ExitInfo } from "../process/child.ts";
 import { toArgv } from "../process/command.ts";
@@ -333,7 +334,7 @@ export class Generation {
         const info = await slot.child.stop({ signal: sig, timeoutMs });
         slot.lastExit ??= info.describe();
         if (wasRunning && info.signal === "SIGKILL" && sig !== "SIGKILL") {
-          this.log.warn(`${this.name}/w${slot.index} (pid ${slot.child.pid}) did not exit within ${fmt(timeoutMs)} of ${sig}: SIGKILLed (in-flight requests were cut off; see docs/serve.md, draining)`, {
+          this.log.warn(`${this.name}/w${slot.index} (pid ${slot.child.pid}) did not exit within ${formatMs(timeoutMs)} of ${sig}: SIGKILLed (in-flight requests were cut off; see docs/serve.md, draining)`, {
             event: "worker_killed",
             generation: this.number,
             worker: slot.index,
@@ -366,7 +367,7 @@ export class Generation {
         slot.notify = openNotifySocket(join(this.opts.runtimeDir, `g${this.number}w${slot.index}.${++notifySeq}.sock`));
       }
       if (this.opts.workerPort) privatePort = this.opts.workerPort();
-      if (needsPort(ready.type)) port = ready.port ?? (ready.type === "tcp" && privatePort !== undefined ? privatePort : await freePort());
+      if (needsPort(ready.type)) port = ready.port ?? (ready.type === "tcp" && privatePort !== undefined ? privatePort : freePort());
       // Never spawn into a generation that started stopping while we waited.
       if (signal.aborted) {
         slot.notify?.close();
@@ -477,7 +478,7 @@ export class Generation {
     const tail = slot.output.slice(-OUTPUT_LINES);
     slot.state = "backoff";
     const recent = crashesInWindow(slot.crashTimes, now);
-    this.log.warn(`${source} (pid ${child.pid}) ${info.describe()} after ${fmt(upMs)}; replacing it in ${fmt(delay)}`, {
+    this.log.warn(`${source} (pid ${child.pid}) ${info.describe()} after ${formatMs(upMs)}; replacing it in ${formatMs(delay)}`, {
       event: "worker_crash",
       generation: this.number,
       worker: slot.index,
@@ -532,24 +533,4 @@ export class Generation {
       })),
     };
   }
-}
-
-export function fmt(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)}s`;
-  const m = Math.floor(ms / 60_000);
-  if (m < 60) return `${m}m${Math.floor((ms % 60_000) / 1000)}s`;
-  return `${Math.floor(m / 60)}h${m % 60}m`;
-}
-
-/** A free TCP port on 127.0.0.1 (for a worker's health port). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }

@@ -29,7 +29,8 @@ import type { SocketSet } from "../sockets/handoff.ts";
 import { sdNotify } from "../sockets/systemd.ts";
 import { runBuild } from "./build.ts";
 import { openStrategy, type ServeStrategy } from "./strategy.ts";
-import { fmt, Generation, isTerminal } from "./generation.ts";
+import { Generation, isTerminal } from "./generation.ts";
+import { formatMs } from "../config/duration.ts";
 import { formatStatus } from "./status.ts";
 import { startSweeper, type Sweeper } from "./sweeper.ts";
 import { SystemdNotifier } from "./systemd.ts";
@@ -281,7 +282,7 @@ export class Master {
       rec.error = error;
       if (output?.length) rec.output = output;
       rec.durationMs = Math.round(performance.now() - t0);
-      log.error(`reload #${rec.id} failed after ${fmt(rec.durationMs)}: ${error}${old ? `; gen${old.number} keeps serving` : ""}`, {
+      log.error(`reload #${rec.id} failed after ${formatMs(rec.durationMs)}: ${error}${old ? `; gen${old.number} keeps serving` : ""}`, {
         event: "reload",
         id: rec.id,
         state: "failed",
@@ -304,7 +305,7 @@ export class Master {
       if (this.cfg.serve.build && (this.cfg.build.cmd || this.cfg.build.pre || this.cfg.build.post)) {
         const b = await runBuild(this.cfg, this.opts.root, this.baseEnv, log, this.shutdownAc.signal);
         if (!b.ok) return fail(b.error ?? "build failed", b.output);
-        log.info(`build ok in ${fmt(b.ms)}`, { event: "build", state: "ok", durationMs: b.ms });
+        log.info(`build ok in ${formatMs(b.ms)}`, { event: "build", state: "ok", durationMs: b.ms });
       }
       if (this.stopping) return fail("hr is shutting down");
       const gen = this.newGeneration();
@@ -314,7 +315,7 @@ export class Master {
       this.live = gen;
       rec.result = "ok";
       rec.durationMs = Math.round(performance.now() - t0);
-      log.info(`reload #${rec.id} ok in ${fmt(rec.durationMs)}: gen${gen.number} is live${old ? `, gen${old.number} draining` : ""}`, {
+      log.info(`reload #${rec.id} ok in ${formatMs(rec.durationMs)}: gen${gen.number} is live${old ? `, gen${old.number} draining` : ""}`, {
         event: "reload",
         id: rec.id,
         state: "ok",
@@ -371,7 +372,7 @@ export class Master {
     }
     this.stopping = true;
     const t0 = performance.now();
-    this.log.info(`${sig}: draining every generation (up to ${fmt(this.cfg.serve.drain_timeout)}); ${sig} again to kill at once`, { event: "shutdown", state: "draining", signal: sig });
+    this.log.info(`${sig}: draining every generation (up to ${formatMs(this.cfg.serve.drain_timeout)}); ${sig} again to kill at once`, { event: "shutdown", state: "draining", signal: sig });
     this.notifier.stopping();
     this.watcher?.close();
     this.shutdownAc.abort(new Error("hr is shutting down"));
@@ -384,7 +385,7 @@ export class Master {
     if (this.forced) return;
     // Generations started while we waited (none should be) are covered by the exit handler.
     const ms = Math.round(performance.now() - t0);
-    this.log.info(`stopped in ${fmt(ms)}`, { event: "shutdown", state: "done", durationMs: ms });
+    this.log.info(`stopped in ${formatMs(ms)}`, { event: "shutdown", state: "done", durationMs: ms });
     this.cleanup();
     this.finish(0);
   }
@@ -522,7 +523,7 @@ export class Master {
     if (!r.ok) {
       rec.result = "failed";
       rec.error = r.error;
-      this.log.error(`upgrade failed after ${fmt(r.ms)}: ${r.error}; this master (pid ${process.pid}) keeps serving ${live}`, { event: "upgrade", state: "failed", error: r.error, durationMs: r.ms });
+      this.log.error(`upgrade failed after ${formatMs(r.ms)}: ${r.error}; this master (pid ${process.pid}) keeps serving ${live}`, { event: "upgrade", state: "failed", error: r.error, durationMs: r.ms });
       if (!this.stopping) {
         this.reclaimRuntime();
         this.notifier.reloaded(`upgrade failed: ${r.error}; serving ${live}`);
@@ -530,7 +531,7 @@ export class Master {
       return rec;
     }
     rec.result = "ok";
-    this.log.info(`upgrade ok in ${fmt(r.ms)}: pid ${r.pid} is the master now; draining ${live} and exiting`, { event: "upgrade", state: "ok", pid: r.pid, durationMs: r.ms });
+    this.log.info(`upgrade ok in ${formatMs(r.ms)}: pid ${r.pid} is the master now; draining ${live} and exiting`, { event: "upgrade", state: "ok", pid: r.pid, durationMs: r.ms });
     // Also from here (the main pid) for NotifyAccess=main, before we exit.
     this.notifier.mainPid(r.pid, `serving (upgraded: pid ${r.pid})`);
     void this.handOver();
@@ -565,7 +566,7 @@ export class Master {
     await Promise.all(this.generations.map((g) => (g.state === "ready" ? g.drain() : g.stopped)));
     if (this.forced) return;
     const ms = Math.round(performance.now() - t0);
-    this.log.info(`old master (pid ${process.pid}) drained in ${fmt(ms)}; exiting`, { event: "upgrade", state: "old_exited", durationMs: ms });
+    this.log.info(`old master (pid ${process.pid}) drained in ${formatMs(ms)}; exiting`, { event: "upgrade", state: "old_exited", durationMs: ms });
     this.cleanup();
     this.finish(0);
   }

@@ -1,33 +1,34 @@
 /** Human-readable `hr status` (also printed to the log on SIGUSR1). */
 import type { ReloadRecord, ServeStatus } from "../control/protocol.ts";
-import { CRASH_LOOP_COUNT, fmt } from "./generation.ts";
+import { CRASH_LOOP_COUNT } from "./generation.ts";
+import { formatMs } from "../config/duration.ts";
 
 function reloadLine(r: ReloadRecord): string {
   const when = r.startedAt.slice(11, 19);
   const gen = r.generation !== undefined ? `gen${r.generation}` : "no generation";
-  const dur = r.durationMs !== undefined ? ` in ${fmt(r.durationMs)}` : "";
+  const dur = r.durationMs !== undefined ? ` in ${formatMs(r.durationMs)}` : "";
   const what = r.result === "ok" ? `ok${dur}` : r.result === "failed" ? `FAILED${dur}: ${r.error ?? "?"}` : r.result;
   return `  #${r.id} ${when} ${gen} ${what} (${r.trigger})`;
 }
 
 export function formatStatus(s: ServeStatus): string {
   const out: string[] = [];
-  out.push(`hr serve pid ${s.pid}, up ${fmt(s.uptimeMs)}, ${s.state}${s.reloadQueued ? " (a reload is queued)" : ""}`);
+  out.push(`hr serve pid ${s.pid}, up ${formatMs(s.uptimeMs)}, ${s.state}${s.reloadQueued ? " (a reload is queued)" : ""}`);
   out.push(`project: ${s.project}`);
   if (s.upgradedFrom) out.push(`upgraded from master pid ${s.upgradedFrom}`);
   if (s.upgrade) {
     const u = s.upgrade;
     const result = u.result === "failed" ? `FAILED: ${u.error ?? "?"}` : u.result;
-    out.push(`last upgrade: ${u.startedAt.slice(11, 19)} ${result}${u.durationMs !== undefined ? ` in ${fmt(u.durationMs)}` : ""}${u.newPid ? ` (new master pid ${u.newPid})` : ""} (${u.trigger})`);
+    out.push(`last upgrade: ${u.startedAt.slice(11, 19)} ${result}${u.durationMs !== undefined ? ` in ${formatMs(u.durationMs)}` : ""}${u.newPid ? ` (new master pid ${u.newPid})` : ""} (${u.trigger})`);
   }
   if (s.sockets) out.push(`sockets: ${s.sockets}`);
   out.push(`live generation: ${s.generation ?? "none"}`);
   for (const g of s.generations) {
     const extra = g.error ? `: ${g.error}` : "";
-    out.push(`gen${g.generation} ${g.state}${g.state === "ready" ? `, up ${fmt(g.uptimeMs)}` : ""}${g.startMs !== undefined ? `, started in ${fmt(g.startMs)}` : ""}${extra}`);
+    out.push(`gen${g.generation} ${g.state}${g.state === "ready" ? `, up ${formatMs(g.uptimeMs)}` : ""}${g.startMs !== undefined ? `, started in ${formatMs(g.startMs)}` : ""}${extra}`);
     for (const w of g.workers) {
       const pid = w.pid !== null ? `pid ${w.pid}` : "no process";
-      const up = w.uptimeMs !== null ? `, up ${fmt(w.uptimeMs)}` : "";
+      const up = w.uptimeMs !== null ? `, up ${formatMs(w.uptimeMs)}` : "";
       const restarts = w.restarts ? `, ${w.restarts} restart${w.restarts === 1 ? "" : "s"}` : "";
       const last = w.lastExit && w.state !== "ready" ? `, last: ${w.lastExit}` : "";
       const loop = w.recentCrashes >= CRASH_LOOP_COUNT ? `, CRASH LOOP (${w.recentCrashes} crashes in the last minute)` : "";

@@ -42,7 +42,7 @@ import type { Logger } from "../log/logger.ts";
 import { descendants, processAlive, readStat } from "../platform/proc.ts";
 import type { SocketSet } from "../sockets/handoff.ts";
 import { openNotifySocket } from "../sockets/notify.ts";
-import { fmt } from "./generation.ts";
+import { formatMs } from "../config/duration.ts";
 
 type Env = Record<string, string | undefined>;
 
@@ -193,7 +193,7 @@ export async function runUpgrade(o: UpgradeOptions): Promise<UpgradeOutcome> {
       return failed(`cannot start ${binary}: ${(e as Error).message}`);
     }
     const pid = proc.pid;
-    o.log.info(`upgrade: started the new master ${binary} (pid ${pid}); waiting up to ${fmt(o.readyTimeoutMs + UPGRADE_MARGIN_MS)} for its first generation`, {
+    o.log.info(`upgrade: started the new master ${binary} (pid ${pid}); waiting up to ${formatMs(o.readyTimeoutMs + UPGRADE_MARGIN_MS)} for its first generation`, {
       event: "upgrade",
       state: "spawned",
       pid,
@@ -225,7 +225,7 @@ export async function runUpgrade(o: UpgradeOptions): Promise<UpgradeOutcome> {
       outcome.kind === "exited"
         ? `the new master (pid ${pid}) ${outcome.sig ? `was killed by ${outcome.sig}` : `exited with code ${outcome.code}`} before it was ready`
         : outcome.kind === "timeout"
-          ? `the new master (pid ${pid}) was not ready within ${fmt(o.readyTimeoutMs + UPGRADE_MARGIN_MS)} (serve.ready.timeout + ${fmt(UPGRADE_MARGIN_MS)})`
+          ? `the new master (pid ${pid}) was not ready within ${formatMs(o.readyTimeoutMs + UPGRADE_MARGIN_MS)} (serve.ready.timeout + ${formatMs(UPGRADE_MARGIN_MS)})`
           : outcome.kind === "ready"
             ? `the new master (pid ${pid}) exited right after it said READY=1`
             : "hr is shutting down";
@@ -266,7 +266,7 @@ async function stopTree(proc: ReturnType<typeof Bun.spawn>, graceMs: number, log
   }
   const leftovers = () => [...seen].filter(([p, start]) => processAlive(p) && readStat(p)?.start === start).map(([p]) => p);
   if (!exited() || leftovers().length) {
-    log.warn(`upgrade: the new master (pid ${pid}) or its processes did not stop within ${fmt(graceMs)}: SIGKILL`, { event: "upgrade", state: "killed", pid });
+    log.warn(`upgrade: the new master (pid ${pid}) or its processes did not stop within ${formatMs(graceMs)}: SIGKILL`, { event: "upgrade", state: "killed", pid });
     for (const target of [-pid, pid, ...leftovers()]) {
       try {
         process.kill(target, "SIGKILL");

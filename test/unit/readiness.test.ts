@@ -8,7 +8,7 @@ import { spawnChild, lines, type Child } from "../../src/process/child.ts";
 import { waitReady, type ReadyResult } from "../../src/readiness/index.ts";
 import { isReadyMessage } from "../../src/readiness/ipc.ts";
 import { openNotifySocket } from "../../src/sockets/notify.ts";
-import { freePort } from "../../src/serve/generation.ts";
+import { freePort } from "../../src/sockets/free-port.ts";
 
 const BUN = process.execPath;
 const ROOT = join(import.meta.dir, "..", "..");
@@ -140,7 +140,7 @@ describe("readiness probes", () => {
       expect(r.ok).toBe(false);
       if (!r.ok) {
         expect(r.kind).toBe("timeout");
-        expect(r.reason).toBe('not ready after 300ms (ready.type = "notify")');
+        expect(r.reason).toBe('not ready after 300 ms (ready.type = "notify")');
         expect(r.ms).toBeGreaterThanOrEqual(290);
       }
       // The http probe gives up too (nothing listens).
