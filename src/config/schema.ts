@@ -112,8 +112,8 @@ export const ListenEntry = z
 
 export const ReadyCheck = z
   .strictObject({
-    type: oneOf(["notify", "ipc", "http", "tcp", "log", "delay"]).default("notify").describe(
-      "notify: sd_notify READY=1 on NOTIFY_SOCKET; ipc: process.send('ready'); http: GET path on the worker's private address; tcp: connect; log: a line matching pattern; delay: wait.",
+    type: oneOf(["notify", "ipc", "http", "tcp", "log", "delay"]).optional().describe(
+      "notify: sd_notify READY=1 on NOTIFY_SOCKET; ipc: process.send('ready'); http: GET path on the worker's private address; tcp: connect (the worker's private PORT under proxy); log: a line matching pattern; delay: wait. Default: \"tcp\" with serve.strategy = \"proxy\" (the app only has to bind PORT), else \"notify\".",
     ),
     timeout: duration("30s").describe("Not ready in time is a failure: the new generation is stopped and the old one keeps serving."),
     path: str().default("/health").describe("http: the path to GET."),
@@ -185,6 +185,11 @@ export const ConfigSchema = z
     if (config.dev.strategy === "fd" && config.listen.length === 0)
       ctx.addIssue({ code: "custom", path: ["dev", "strategy"], message: 'dev.strategy = "fd" needs at least one [[listen]] socket' });
   })
+  // The readiness default follows the strategy: under proxy an unmodified app only binds PORT.
+  .transform((config) => ({
+    ...config,
+    serve: { ...config.serve, ready: { ...config.serve.ready, type: config.serve.ready.type ?? (config.serve.strategy === "proxy" ? ("tcp" as const) : ("notify" as const)) } },
+  }))
   .describe("hr.toml: configuration for hr dev and hr serve.");
 
 export type Config = z.output<typeof ConfigSchema>;

@@ -223,3 +223,17 @@ describe("log readiness", () => {
     if (!result.ok) expect(result.problems[0]!.message).toStartWith(`expected a regular expression, got "listening (on" (`);
   });
 });
+
+describe("readiness default follows the strategy", () => {
+  test("notify by default, tcp under proxy, an explicit type always wins", () => {
+    const ready = (serve: Record<string, unknown>) => {
+      const result = validate({ run: { cmd: "x" }, serve });
+      if (!result.ok) throw new Error(JSON.stringify(result.problems));
+      return result.config.serve.ready.type;
+    };
+    expect(ready({})).toBe("notify");
+    expect(ready({ strategy: "proxy" })).toBe("tcp");
+    expect(ready({ strategy: "proxy", ready: { type: "ipc" } })).toBe("ipc");
+    expect(ready({ strategy: "reuseport" })).toBe("notify");
+  });
+});
