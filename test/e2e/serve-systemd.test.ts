@@ -12,14 +12,13 @@
  * Every process is cleaned up (HR_TEST_TAG scan), even on failure.
  */
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
-import { tmpdir } from "node:os";
+import { readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { monotonicUsec } from "../../src/platform/libc.ts";
 import { tcpSockets } from "../../src/platform/proc.ts";
-import { openNotifySocket, type NotifyMessage, type NotifySocket } from "../../src/sockets/notify.ts";
 import { ensureBinary } from "../helpers/hr.ts";
+import { fakeManager as createFakeManager } from "../helpers/systemd.ts";
+import { freePort } from "../../src/sockets/free-port.ts";
 import { get, waitForHttp } from "../helpers/http.ts";
 import { cleanupServes, EXAMPLES, startServe } from "../helpers/serve.ts";
 
@@ -54,40 +53,11 @@ workers = 2
 drain_timeout = "5s"
 `;
 
-function freePort(): Promise<number> {
-  return new Promise((r) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => r(p));
-    });
-  });
-}
 
-/** A fake service manager: records every sd_notify datagram. */
-function fakeManager(): { sock: NotifySocket; msgs: NotifyMessage[]; waitFor(pred: (m: NotifyMessage, i: number) => boolean, what: string, timeoutMs?: number): Promise<number> } {
-  const dir = mkdtempSync(join(tmpdir(), "hr-sd-"));
-  const sock = openNotifySocket(join(dir, "notify.sock"));
-  const msgs: NotifyMessage[] = [];
-  const off = sock.onMessage((m) => msgs.push(m));
-  cleanups.push(() => {
-    off();
-    sock.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return {
-    sock,
-    msgs,
-    /** Resolves with the index of the first message (from the start) matching pred. */
-    async waitFor(pred, what, timeoutMs = 20_000) {
-      const until = Date.now() + timeoutMs;
-      for (;;) {
-        const i = msgs.findIndex(pred);
-        if (i >= 0) return i;
-        if (Date.now() > until) throw new Error(`no ${what} within ${timeoutMs} ms; got ${JSON.stringify(msgs)}`);
-        await Bun.sleep(20);
-      }
-    },
-  };
+function fakeManager() {
+  const manager = createFakeManager();
+  cleanups.push(() => manager.close());
+  return manager;
 }
 
 function listeningInode(port: number): number | undefined {

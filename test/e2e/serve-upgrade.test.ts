@@ -13,8 +13,8 @@ import { copyFileSync, mkdtempSync, readlinkSync, renameSync, rmSync, statSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { processAlive, tcpSockets } from "../../src/platform/proc.ts";
-import { openNotifySocket, type NotifyMessage } from "../../src/sockets/notify.ts";
 import { ensureBinary } from "../helpers/hr.ts";
+import { fakeManager as createFakeManager } from "../helpers/systemd.ts";
 import { get, waitForHttp } from "../helpers/http.ts";
 import { startLoad, type LoadHandle, type LoadResult } from "../helpers/load.ts";
 import { cleanupServes, EXAMPLES, startServe, type ServeHandle } from "../helpers/serve.ts";
@@ -67,16 +67,9 @@ function privateBinary(): { dir: string; bin: string; replace(withFile: string |
 }
 
 function fakeManager() {
-  const dir = mkdtempSync(join(tmpdir(), "hr-sd-"));
-  const sock = openNotifySocket(join(dir, "notify.sock"));
-  const msgs: NotifyMessage[] = [];
-  const off = sock.onMessage((m) => msgs.push(m));
-  cleanups.push(() => {
-    off();
-    sock.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { path: sock.path, msgs };
+  const manager = createFakeManager();
+  cleanups.push(() => manager.close());
+  return manager;
 }
 
 function listeningInode(port: number): number | undefined {
