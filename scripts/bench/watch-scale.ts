@@ -137,7 +137,7 @@ async function measure(tool: Tool, dir: string, files: number) {
 if (!existsSync(HR)) spawnSync(process.execPath, [join(ROOT, "scripts/build.ts")], { stdio: "inherit" });
 const nodemon = nodemonBin();
 const tools: Tool[] = [
-  { name: "hr dev", argv: [HR, "-v", "dev", "--", "sleep", "1000"], ready: /watching (\d+) dirs/, event: /^hr debug changed: / },
+  { name: "hr dev", argv: [HR, "-v", "dev", "--", "sleep", "1000"], ready: /watching (\d+) dirs?/, event: /^hr debug changed: / },
   { name: "nodemon", argv: [nodemon, "-V", "-e", "js", "--exec", "sleep 1000"], ready: /watching (\d+) files?/, event: /restarting due to changes/ },
 ];
 const results: (Awaited<ReturnType<typeof measure>> | { tool: string; files: number; error: string })[] = [];

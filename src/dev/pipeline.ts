@@ -227,7 +227,7 @@ export class DevSession {
     const where = this.sockets ? ` on ${this.sockets.describe()}` : "";
     const keys = this.keys ? " · r+Enter restarts, q+Enter quits" : "";
     log.info(
-      `dev: watching ${this.watcher.watchedDirs} ${this.watcher.mode === "poll" ? `dirs (poll every ${formatMs(pollMs ?? 0)})` : "dirs"} · strategy ${this.strategy}${where}${keys}`,
+      `dev: watching ${this.watcher.watchedDirs} ${this.watcher.watchedDirs === 1 ? "dir" : "dirs"}${this.watcher.mode === "poll" ? ` (poll every ${formatMs(pollMs ?? 0)})` : ""} · strategy ${this.strategy}${where}${keys}`,
       { event: "watching", dirs: this.watcher.watchedDirs, mode: this.watcher.mode, strategy: this.strategy, listen: this.sockets?.describe() },
     );
   }
