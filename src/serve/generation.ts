@@ -295,7 +295,7 @@ export class Generation {
    */
   drain(): Promise<void> {
     if (this._state === "ready") {
-      this.to("draining", { signal: this.cfg.run.stop_signal }, "info", `${this.name} draining (${this.cfg.run.stop_signal}, up to ${this.cfg.serve.drain_timeout} ms)`);
+      this.to("draining", { signal: this.cfg.run.stop_signal }, "info", `${this.name} draining (${this.cfg.run.stop_signal}, up to ${formatMs(this.cfg.serve.drain_timeout)})`);
       const t0 = performance.now();
       this.drainPromise = this.stopAll().then(() => {
         const ms = Math.round(performance.now() - t0);
