@@ -24,7 +24,7 @@ import { BuildRun, buildSteps, describeStep, type BuildStep } from "../process/b
 import { DevProxy } from "./proxy.ts";
 import { freePort } from "../sockets/free-port.ts";
 import { backoffMs, resolveStrategy, type DevState, type DevStrategy, type Trigger } from "./state.ts";
-import { clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";
+import { BuildProgress, clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";
 
 export interface DevOptions {
   config: Config;
@@ -261,14 +261,19 @@ export class DevSession {
     let builtAt: number | null = null;
     if (this.steps.length > 0) {
       const paths = [...this.changed].sort();
+      const label = `building (${this.steps.map(describeStep).join(" → ")})`;
+      const progress = BuildProgress.forTerminal(label, { format: this.log.options.format, level: this.log.options.level, env: this.opts.env });
       const build = new BuildRun({
         steps: this.steps,
         cwd: this.opts.root,
-        env: { ...this.opts.env, ...this.cfg.build.env, HR_CHANGED_PATHS: changedPathsEnv(paths) },
+        env: { ...this.opts.env, ...(progress ? BuildProgress.colorEnv(this.opts.env) : {}), ...this.cfg.build.env, HR_CHANGED_PATHS: changedPathsEnv(paths) },
+        onLine: progress ? (stream, line) => progress.line(stream, line) : undefined,
       });
       this.state.phase = { kind: "building", build, trigger };
-      this.log.debug(`building (${this.steps.map(describeStep).join(" → ")})`);
+      this.log.debug(label);
+      progress?.start();
       const result = await build.result;
+      progress?.done();
       this.state.phase = { kind: "idle" };
       switch (result.kind) {
         case "cancelled":

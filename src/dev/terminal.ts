@@ -7,6 +7,7 @@ import { fstatSync } from "node:fs";
 import { isatty } from "node:tty";
 import { createInterface, type Interface } from "node:readline";
 import { inForeground } from "../platform/libc.ts";
+import { spinner } from "@clack/prompts";
 
 export type KeyCommand = "restart" | "quit";
 
@@ -98,4 +99,46 @@ export function describeChanges(paths: readonly string[], max = 3): string {
   const shown = paths.slice(0, max).join(", ");
   const more = paths.length > max ? `, … +${paths.length - max}` : "";
   return `${paths.length} file${paths.length === 1 ? "" : "s"} changed (${shown}${more})`;
+}
+
+/**
+ * A clack spinner while a build is silent, on a terminal only. The build's output
+ * is piped through hr (so the spinner never draws over it): the first line stops
+ * the spinner, every line is passed on as is, and FORCE_COLOR / CLICOLOR_FORCE
+ * keep the build tool's colours although its output is a pipe.
+ */
+export class BuildProgress {
+  private spin: ReturnType<typeof spinner> | null = null;
+
+  private constructor(private readonly label: string) {}
+
+  /** null when hr's stderr is not a terminal, logs are JSON, or output is quieted: plain pass-through then. */
+  static forTerminal(label: string, opts: { format: "text" | "json"; level: string; env: Record<string, string | undefined> }): BuildProgress | null {
+    if (!process.stderr.isTTY || opts.format !== "text" || opts.level === "warn" || opts.level === "error" || opts.env.CI) return null;
+    return new BuildProgress(label);
+  }
+
+  /** Environment additions for the build, so tools still colour their output. */
+  static colorEnv(env: Record<string, string | undefined>): Record<string, string> {
+    return env.NO_COLOR !== undefined ? {} : { FORCE_COLOR: env.FORCE_COLOR ?? "1", CLICOLOR_FORCE: env.CLICOLOR_FORCE ?? "1" };
+  }
+
+  start(): void {
+    this.spin = spinner({ output: process.stderr, indicator: "timer" });
+    this.spin.start(this.label);
+  }
+
+  line(stream: "stdout" | "stderr", text: string): void {
+    if (this.spin) {
+      this.spin.stop(this.label);
+      this.spin = null;
+    }
+    (stream === "stdout" ? process.stdout : process.stderr).write(`${text}\n`);
+  }
+
+  /** Removes the spinner (hr's own summary or error line follows). */
+  done(): void {
+    this.spin?.clear();
+    this.spin = null;
+  }
 }

@@ -125,3 +125,19 @@ describe.skipIf(!Bun.which("tmux"))("hr dev in the background of a shell (real P
     expect(state()).not.toBe("T");
   }, 30_000);
 });
+
+describe.skipIf(!Bun.which("tmux"))("hr dev on a terminal (real PTY via tmux)", () => {
+  test("a spinner shows while the build is silent; the build's output still reaches the terminal, with colours forced", async () => {
+    const marks = h.dir(mkdtempSync(join(tmpdir(), "hr-dev-spin-")));
+    // The build waits for the test to look at the spinner, then prints what it was given.
+    const build = `while [ ! -f ${marks}/go ]; do sleep 0.05; done; echo "compiled FORCE_COLOR=$FORCE_COLOR"`;
+    const dir = h.dir(tempProject({ "a.txt": "1", "hr.toml": `[build]\ncmd = ${JSON.stringify(build)}\n[run]\ncmd = "echo app gen=$HR_GENERATION; exec sleep 600"\n` }));
+    const tag = `spin-${process.pid}-${Date.now()}`;
+    const tty = Tty.start([ensureBinary(), "dev"], { cwd: dir, env: { HR_TEST_TAG: tag, PATH: `${BIN_DIR}:${process.env.PATH}` } });
+    ttys.push({ tty, tag });
+    await tty.waitFor(/building \(build `while/, 10_000);
+    writeFileSync(join(marks, "go"), "");
+    await tty.waitFor(/compiled FORCE_COLOR=1/, 10_000);
+    await tty.waitFor(/app gen=1/, 10_000);
+  }, 30_000);
+});
