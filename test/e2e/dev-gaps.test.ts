@@ -133,7 +133,8 @@ describe.skipIf(!Bun.which("tmux"))("hr dev on a terminal (real PTY via tmux)", 
     const build = `while [ ! -f ${marks}/go ]; do sleep 0.05; done; echo "compiled FORCE_COLOR=$FORCE_COLOR"`;
     const dir = h.dir(tempProject({ "a.txt": "1", "hr.toml": `[build]\ncmd = ${JSON.stringify(build)}\n[run]\ncmd = "echo app gen=$HR_GENERATION; exec sleep 600"\n` }));
     const tag = `spin-${process.pid}-${Date.now()}`;
-    const tty = Tty.start([ensureBinary(), "dev"], { cwd: dir, env: { HR_TEST_TAG: tag, PATH: `${BIN_DIR}:${process.env.PATH}` } });
+    // hr shows no spinner under CI=… (like clack); the CI run of this test must not pass it on.
+    const tty = Tty.start(["env", "-u", "CI", ensureBinary(), "dev"], { cwd: dir, env: { HR_TEST_TAG: tag, PATH: `${BIN_DIR}:${process.env.PATH}` } });
     ttys.push({ tty, tag });
     await tty.waitFor(/building \(build `while/, 10_000);
     writeFileSync(join(marks, "go"), "");
