@@ -16,8 +16,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary } from "../helpers/hr.ts";
-import { waitForHttp } from "../helpers/http.ts";
-import { startLoad } from "../helpers/load.ts";
+import { reloadDrill } from "../helpers/drill.ts";
 import { cleanupServes, EXAMPLES, startServe } from "../helpers/serve.ts";
 
 beforeAll(() => void ensureBinary());
@@ -39,45 +38,9 @@ drain_timeout = "15s"
 ready = { type = "${ready}", timeout = "20s" }
 `;
 
-const pct = (xs: number[], p: number) => {
-  if (!xs.length) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!);
-};
-
 async function drill(name: string, cmd: string[], workers: number, reloads: number, env: Record<string, string> = {}, ready = "notify") {
   const h = await startServe({ toml: toml(cmd, workers, env, ready) });
-  const url = `http://127.0.0.1:${h.port}/`;
-  const load = startLoad({ url, concurrency: 50, keepAliveShare: 0.5, durationMs: 170_000, timeoutMs: 10_000 });
-  const durations: number[] = [];
-  try {
-    await Bun.sleep(300);
-    for (let i = 0; i < reloads; i++) {
-      const r = await h.reload();
-      if (r.code !== 0) throw new Error(`reload ${i + 1} failed: ${r.stderr} ${JSON.stringify(r.json)}\n${h.logs().slice(-3000)}`);
-      const gen = r.json.reload.generation as number;
-      durations.push(r.json.reload.durationMs);
-      // A fresh connection reaches the new generation (the old one may still answer during its grace).
-      await waitForHttp(url, { match: new RegExp(`gen=${gen} `), timeoutMs: 5000, intervalMs: 10 });
-    }
-    await Bun.sleep(300);
-  } finally {
-    var res = await load.stop();
-  }
-  const lastGen = reloads + 1;
-  console.log(
-    `[drill] ${name} workers=${workers} ready=${ready}: ${reloads} reloads, ${res.ok} ok, ${res.failed} failed${res.failed ? ` ${JSON.stringify(res.errors)}` : ""}; ` +
-      `reload ms median ${pct(durations, 50)} max ${Math.max(...durations)}; latency p50 ${pct(res.latenciesMs, 50)} p99 ${pct(res.latenciesMs, 99)} max ${pct(res.latenciesMs, 100)} ms; ${(res.elapsedMs / 1000).toFixed(1)} s`,
-  );
-  if (res.failed) console.log(`[drill] first failures: ${JSON.stringify(res.failures.slice(0, 5))}`);
-  expect(res.failed).toBe(0);
-  expect(res.ok).toBeGreaterThan(reloads * 20);
-  const seen = new Set([...res.bodies.keys()].map((k) => Number(k.match(/gen=(\d+)/)?.[1])));
-  for (let g = 1; g <= lastGen; g++) expect(seen.has(g) ? g : `gen ${g} never answered`).toBe(g);
-  const st = await h.status();
-  expect(st.generation).toBe(lastGen);
-  expect(st.reloads.every((r) => r.result === "ok")).toBe(true);
-  expect(await h.stop()).toBe(0);
+  await reloadDrill(h, { label: `[drill] ${name} workers=${workers} ready=${ready}`, reloads, loadMs: 170_000, fresh: "soon" });
 }
 
 const goBin = spawnSync("sh", ["-c", "command -v go"]).status === 0;
