@@ -12,10 +12,11 @@
  * Every process is cleaned up (HR_TEST_TAG scan), even on failure.
  */
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readlinkSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { monotonicUsec } from "../../src/platform/libc.ts";
-import { tcpSockets } from "../../src/platform/proc.ts";
+import { inodesAtFds } from "../../src/serve/socket-audit.ts";
+import { listeningInode } from "../helpers/procs.ts";
 import { ensureBinary } from "../helpers/hr.ts";
 import { fakeManager as createFakeManager } from "../helpers/systemd.ts";
 import { freePort } from "../../src/sockets/free-port.ts";
@@ -60,18 +61,7 @@ function fakeManager() {
   return manager;
 }
 
-function listeningInode(port: number): number | undefined {
-  return tcpSockets().find((s) => s.listening && s.port === port)?.inode;
-}
 
-function fdInode(pid: number, fd: number): number | undefined {
-  try {
-    const l = readlinkSync(`/proc/${pid}/fd/${fd}`);
-    return l.startsWith("socket:[") ? Number(l.slice(8, -1)) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 describe.skipIf(!Bun.which("systemd-socket-activate"))("hr serve under systemd (systemd-socket-activate + a fake NOTIFY_SOCKET)", () => {
   test("socket activation → workers at fd 3 with their own LISTEN_PID; READY=1, RELOADING=1/MONOTONIC_USEC + READY=1 around reloads (also a rollback), STOPPING=1; workers never see hr's NOTIFY_SOCKET", async () => {
@@ -119,7 +109,7 @@ describe.skipIf(!Bun.which("systemd-socket-activate"))("hr serve under systemd (
       expect(names).toBe("http");
     }
     for (const w of st.generations[0]!.workers) {
-      expect(fdInode(w.pid!, 3)).toBe(inode!);
+      expect([...inodesAtFds(w.pid!, [3])]).toEqual([inode!]);
       const environ = require("node:fs").readFileSync(`/proc/${w.pid}/environ`, "latin1") as string;
       expect(environ).not.toContain(mgr.sock.path);
     }

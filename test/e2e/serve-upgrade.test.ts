@@ -9,10 +9,11 @@
  * Every process is cleaned up (HR_TEST_TAG scan), even on failure.
  */
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { copyFileSync, mkdtempSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { processAlive, tcpSockets } from "../../src/platform/proc.ts";
+import { processAlive, socketInodesOf } from "../../src/platform/proc.ts";
+import { listeningInode } from "../helpers/procs.ts";
 import { ensureBinary } from "../helpers/hr.ts";
 import { fakeManager as createFakeManager } from "../helpers/systemd.ts";
 import { get, waitForHttp } from "../helpers/http.ts";
@@ -72,23 +73,7 @@ function fakeManager() {
   return manager;
 }
 
-function listeningInode(port: number): number | undefined {
-  return tcpSockets().find((s) => s.listening && s.port === port)?.inode;
-}
 
-function socketInodes(pid: number): Set<number> {
-  const out = new Set<number>();
-  const { readdirSync } = require("node:fs") as typeof import("node:fs");
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const l = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      if (l.startsWith("socket:[")) out.add(Number(l.slice(8, -1)));
-    } catch {
-      /* closed meanwhile */
-    }
-  }
-  return out;
-}
 
 async function waitUntil(what: string, fn: () => boolean, timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -133,7 +118,7 @@ describe("hr upgrade (master self-upgrade)", () => {
     const oldPid = h.pid;
     const inode = listeningInode(h.port);
     expect(inode).toBeGreaterThan(0);
-    expect(socketInodes(oldPid).has(inode!)).toBe(true);
+    expect(socketInodesOf(oldPid).has(inode!)).toBe(true);
     const oldExe = statSync(`/proc/${oldPid}/exe`).ino;
 
     const l = load(h);
@@ -164,7 +149,7 @@ describe("hr upgrade (master self-upgrade)", () => {
 
     // Same socket (inode), now held by the new master; the new master runs the new file.
     expect(listeningInode(h.port)).toBe(inode!);
-    expect(socketInodes(newPid).has(inode!)).toBe(true);
+    expect(socketInodesOf(newPid).has(inode!)).toBe(true);
     expect(statSync(`/proc/${newPid}/exe`).ino).toBe(newExe);
 
     // hr status answers from the new master.
