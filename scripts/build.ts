@@ -10,12 +10,24 @@ const commit = git.status === 0 ? git.stdout.trim() : "unknown";
 const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: root, encoding: "utf8" }).stdout?.trim() ? "-dirty" : "";
 const outfile = join(root, "dist", "hr");
 
+/** Every runtime autoload a compiled Bun executable has, turned off. */
+export const NO_AUTOLOAD = [
+  "--no-compile-autoload-bunfig",
+  "--no-compile-autoload-dotenv",
+  "--no-compile-autoload-tsconfig",
+  "--no-compile-autoload-package-json",
+];
+
 const started = performance.now();
 const build = spawnSync(
   process.execPath,
   [
     // --bytecode: startup parses no JS (hr --version ~8 ms instead of ~31 ms).
     "build", "--compile", "--minify", "--bytecode", "--sourcemap=none",
+    // hr runs inside other people's projects: the binary must not load the cwd's bunfig.toml
+    // (its preload would run code inside hr), .env (secrets and HR_* would enter hr's own
+    // environment), tsconfig.json or package.json. See test/e2e/autoload.test.ts.
+    ...NO_AUTOLOAD,
     "--define", `HR_VERSION=${JSON.stringify(pkg.version)}`,
     "--define", `HR_COMMIT=${JSON.stringify(commit + dirty)}`,
     join(root, "src/cli/main.ts"),
