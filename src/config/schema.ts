@@ -83,6 +83,9 @@ export const RunSection = z
     env: Env.default({}).describe("Extra environment for the app."),
     stop_signal: Signal.prefault("SIGTERM").describe("Signal sent to the app's whole process group to stop it."),
     stop_timeout: duration("5s").describe("How long to wait after stop_signal before SIGKILL."),
+    capture: bool(false).describe(
+      "Capture the app's bind() of a [[listen]] port (any host: \":8080\", \"0.0.0.0\", \"[::]\") and hand it hr's socket instead: the app runs unmodified, with its hard-coded port (Linux ≥ 5.9, seccomp user notification). Other binds proceed untouched.",
+    ),
   }, { error: expected('a [run] table with cmd = "…"') })
   .describe("How to run the app.");
 
@@ -112,8 +115,8 @@ export const ListenEntry = z
 
 export const ReadyCheck = z
   .strictObject({
-    type: oneOf(["notify", "ipc", "http", "tcp", "log", "delay"]).optional().describe(
-      "notify: sd_notify READY=1 on NOTIFY_SOCKET; ipc: process.send('ready'); http: GET path on the worker's private address; tcp: connect (the worker's private PORT under proxy); log: a line matching pattern; delay: wait. Default: \"tcp\" with serve.strategy = \"proxy\" (the app only has to bind PORT), else \"notify\".",
+    type: oneOf(["listen", "notify", "ipc", "http", "tcp", "log", "delay"]).optional().describe(
+      "listen: the app calls listen() on the socket hr handed it (needs run.capture; no code needed); notify: sd_notify READY=1 on NOTIFY_SOCKET; ipc: process.send('ready'); http: GET path on the worker's private address; tcp: connect (the worker's private PORT under proxy); log: a line matching pattern; delay: wait. Default: \"listen\" with run.capture, else \"tcp\" with serve.strategy = \"proxy\" (the app only has to bind PORT), else \"notify\".",
     ),
     timeout: duration("30s").describe("Not ready in time is a failure: the new generation is stopped and the old one keeps serving."),
     path: str().default("/health").describe("http: the path to GET."),
@@ -132,6 +135,12 @@ export const DevSection = z
     restart_on_crash: bool(false).describe("Restart a crashed app with backoff instead of waiting for the next change."),
     clear_screen: bool(false).describe("Clear the terminal before each rebuild."),
     live_reload: bool(false).describe("proxy: inject a reload script into HTML responses and reload browser tabs after each restart."),
+    overlap: z
+      .boolean({ error: expected("true or false") })
+      .optional()
+      .describe(
+        "Start the new app while the old one still serves, and stop the old one once the new one listens (a restart costs only the new app's start). Default: true when hr holds the socket (strategy fd, or run.capture); set false for apps holding exclusive resources (a database file lock, a second port).",
+      ),
   })
   .describe("hr dev: watch, build, restart.");
 
@@ -182,15 +191,22 @@ export const ConfigSchema = z
       ctx.addIssue({ code: "custom", path: ["serve", "ready", "pattern"], message: 'ready.type = "log" needs a pattern, e.g. pattern = "listening on"' });
     if (config.dev.live_reload && config.dev.strategy !== "proxy")
       ctx.addIssue({ code: "custom", path: ["dev", "live_reload"], message: `dev.live_reload needs dev.strategy = "proxy" (hr must see the HTTP responses to inject the reload script); strategy is ${JSON.stringify(config.dev.strategy ?? (config.listen.length ? "fd" : "none"))}` });
+    if (config.serve.ready.type === "listen" && !config.run.capture)
+      ctx.addIssue({ code: "custom", path: ["serve", "ready", "type"], message: 'ready.type = "listen" needs run.capture = true (hr sees the app\'s listen() only on a socket it handed over)' });
     if (config.dev.strategy === "fd" && config.listen.length === 0)
       ctx.addIssue({ code: "custom", path: ["dev", "strategy"], message: 'dev.strategy = "fd" needs at least one [[listen]] socket' });
   })
-  // The readiness default follows the strategy: under proxy an unmodified app only binds PORT.
+  // The readiness default follows the strategy: a captured app's listen() is the signal; under proxy an unmodified app only binds PORT.
   .transform((config) => ({
     ...config,
-    serve: { ...config.serve, ready: { ...config.serve.ready, type: config.serve.ready.type ?? (config.serve.strategy === "proxy" ? ("tcp" as const) : ("notify" as const)) } },
+    serve: { ...config.serve, ready: { ...config.serve.ready, type: config.serve.ready.type ?? defaultReadyType(config.run.capture, config.serve.strategy) } },
   }))
   .describe("hr.toml: configuration for hr dev and hr serve.");
+
+/** serve.ready.type when unset: "listen" under capture, "tcp" under the proxy, else "notify". */
+export function defaultReadyType(capture: boolean, strategy: "fd" | "reuseport" | "proxy"): "listen" | "tcp" | "notify" {
+  return capture ? "listen" : strategy === "proxy" ? "tcp" : "notify";
+}
 
 export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;

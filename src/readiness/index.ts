@@ -9,6 +9,7 @@ import type { ReadyConfig } from "../config/schema.ts";
 import { delayProbe } from "./delay.ts";
 import { httpProbe } from "./http.ts";
 import { ipcProbe } from "./ipc.ts";
+import { listenProbe } from "./listen.ts";
 import { logProbe } from "./log.ts";
 import { notifyProbe } from "./notify.ts";
 import { tcpProbe } from "./tcp.ts";
@@ -18,6 +19,7 @@ export type { Probe, ProbeContext } from "./types.ts";
 export type ReadyType = ReadyConfig["type"];
 
 export const PROBES: Record<ReadyType, Probe> = {
+  listen: listenProbe,
   notify: notifyProbe,
   ipc: ipcProbe,
   http: httpProbe,

@@ -1,6 +1,6 @@
 /**
  * Readiness probes: how hr knows a freshly started worker can take traffic.
- * One small module per probe (notify, ipc, http, tcp, log, delay); index.ts picks
+ * One small module per probe (listen, notify, ipc, http, tcp, log, delay); index.ts picks
  * one by [serve.ready].type and bounds it with ready.timeout.
  *
  * A probe only ever says "ready". Timeouts and the worker exiting first are
@@ -17,6 +17,8 @@ export interface ProbeContext {
   readonly notify?: NotifySocket;
   /** ipc: subscribe to messages the worker sends with process.send(). Returns an unsubscribe. */
   onIpc?(cb: (message: unknown) => void): () => void;
+  /** listen: subscribe to the worker's listen() on a socket hr handed it (capture). Returns an unsubscribe. */
+  onListen?(cb: (event: unknown) => void): () => void;
   /** log: subscribe to the worker's output lines (stdout and stderr). Returns an unsubscribe. */
   onLine?(cb: (line: string) => void): () => void;
   /** http/tcp: where to probe (the worker's health port). */

@@ -42,7 +42,8 @@ describe("defaults", () => {
     const { config, file, root } = loadConfig({ cwd: dir });
     expect(file).toBe(join(dir, "hr.toml"));
     expect(root).toBe(dir);
-    expect(config.run).toEqual({ cmd: "./app", env: {}, stop_signal: "SIGTERM", stop_timeout: 5000 });
+    expect(config.run).toEqual({ cmd: "./app", env: {}, stop_signal: "SIGTERM", stop_timeout: 5000, capture: false });
+    expect(config.dev.overlap).toBeUndefined();
     expect(config.watch).toMatchObject({ paths: ["."], include_ext: [], exclude: [], gitignore: true, debounce: 10 });
     expect(config.watch.poll).toBeUndefined();
     expect(config.serve).toMatchObject({ strategy: "fd", workers: 1, drain_timeout: 30_000, ready: { type: "notify", timeout: 30_000 } });
@@ -235,5 +236,16 @@ describe("readiness default follows the strategy", () => {
     expect(ready({ strategy: "proxy" })).toBe("tcp");
     expect(ready({ strategy: "proxy", ready: { type: "ipc" } })).toBe("ipc");
     expect(ready({ strategy: "reuseport" })).toBe("notify");
+  });
+
+  test("listen under capture (fd or proxy); listen without capture is an error that says why", () => {
+    const ready = (run: Record<string, unknown>, serve: Record<string, unknown>) => {
+      const result = validate({ run: { cmd: "x", ...run }, serve });
+      return result.ok ? result.config.serve.ready.type : result.problems.map((p) => `${p.path}: ${p.message}`).join("\n");
+    };
+    expect(ready({ capture: true }, {})).toBe("listen");
+    expect(ready({ capture: true }, { strategy: "proxy" })).toBe("listen");
+    expect(ready({ capture: true }, { ready: { type: "http" } })).toBe("http");
+    expect(ready({}, { ready: { type: "listen" } })).toContain('ready.type = "listen" needs run.capture = true');
   });
 });
