@@ -43,12 +43,15 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
     const parsed = parseToml(text, shown);
     if (!parsed.ok) throw new ConfigError([parsed.problem]);
     fromFile = parsed.data;
-  } else if (options.requireFile || !options.flags?.run) {
-    throw new ConfigError([
-      { path: "", file: shown, message: `no such file; run \`hr init\` to create one${options.file ? "" : ", or pass -c FILE"}` },
-    ]);
   }
   const fromEnv = envOverrides(options.env ?? {});
+  // No file: fine when the command line (`hr dev -- CMD`) or HR_RUN_CMD says what to run.
+  const runGiven = Boolean((options.flags?.run as { cmd?: unknown } | undefined)?.cmd ?? (fromEnv.ok && (fromEnv.values.run as { cmd?: unknown } | undefined)?.cmd));
+  if (!existsSync(file) && (options.requireFile || !runGiven)) {
+    throw new ConfigError([
+      { path: "", file: shown, message: `no such file; run \`hr init\` to create one${options.file ? "" : ", pass -c FILE, or give the command: hr dev [--listen :8080] -- CMD…"}` },
+    ]);
+  }
   const merged = deepMerge(deepMerge(fromFile, fromEnv.ok ? fromEnv.values : {}), options.flags ?? {});
   const result = validate(merged, text, shown);
   const problems = [...(fromEnv.ok ? [] : fromEnv.problems), ...(result.ok ? [] : result.problems)];
@@ -131,31 +134,86 @@ function unwrap(schema: unknown): unknown {
 }
 
 /**
- * HR_SERVE_WORKERS=4, HR_SERVE_DRAIN_TIMEOUT=10s, HR_RUN_CMD="./app", HR_WATCH_INCLUDE_EXT=go,html.
+ * HR_SERVE_WORKERS=4, HR_SERVE_DRAIN_TIMEOUT=10s, HR_RUN_CMD="./app", HR_WATCH_INCLUDE_EXT=go,html,
+ * nested tables too: HR_SERVE_READY_TYPE=tcp, HR_SERVE_READY_TIMEOUT=5s. HR_LISTEN=":8080" (or
+ * "http=:8080,admin=unix:./a.sock") sets [[listen]] like `--listen`.
  * Variables hr sets for apps (HR_GENERATION, HR_WORKER, HR_CHANGED_PATHS, …) belong to no section and are ignored.
  */
 export function envOverrides(env: Record<string, string | undefined>): { ok: true; values: Record<string, unknown> } | { ok: false; problems: Problem[] } {
-  const values: Record<string, Record<string, unknown>> = {};
+  const values: Record<string, unknown> = {};
   const problems: Problem[] = [];
   const sections = knownKeys([]).filter((s) => s !== "listen");
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith("HR_") || raw === undefined) continue;
+    if (name === "HR_LISTEN") {
+      if (raw.trim()) values.listen = listenEntries(raw.split(","));
+      continue;
+    }
     const rest = name.slice(3).toLowerCase();
     const section = sections.find((s) => rest.startsWith(`${s}_`));
     if (!section) continue;
-    const key = rest.slice(section.length + 1);
-    const keys = knownKeys([section]);
-    if (!keys.includes(key)) {
-      const suggestion = didYouMean(key, keys);
+    const found = envKeyPath([section], rest.slice(section.length + 1));
+    if ("problem" in found) {
+      const suggestion = found.suggestion;
       problems.push({
-        path: `${section}.${key}`,
-        message: `environment variable ${name} sets no known key${suggestion ? `; did you mean HR_${section.toUpperCase()}_${suggestion.toUpperCase()}?` : ""}`,
+        path: found.problem,
+        message: `environment variable ${name} sets no known key${suggestion ? `; did you mean HR_${suggestion.toUpperCase().replace(/\./g, "_")}?` : ""}`,
       });
       continue;
     }
-    (values[section] ??= {})[key] = coerceEnvValue(raw, [section, key]);
+    let table = values;
+    for (const key of found.path.slice(0, -1)) table = (table[key] ??= {}) as Record<string, unknown>;
+    table[found.path.at(-1)!] = coerceEnvValue(raw, found.path);
   }
   return problems.length ? { ok: false, problems } : { ok: true, values };
+}
+
+/**
+ * `--listen` / HR_LISTEN values: "ADDRESS" or "NAME=ADDRESS" each. Unnamed entries are
+ * "http", "http2", …; the addresses are checked by the schema like [[listen]] in a file.
+ */
+export function listenEntries(specs: readonly string[]): { name: string; address: string }[] {
+  const used = new Set<string>();
+  const named = specs.map((s) => s.trim()).filter(Boolean).map((spec) => {
+    const m = spec.match(/^([A-Za-z0-9_.-]+)=(.+)$/);
+    if (m) used.add(m[1]!);
+    return m ? { name: m[1]!, address: m[2]! } : { name: "", address: spec };
+  });
+  let n = 1;
+  for (const entry of named) {
+    if (entry.name) continue;
+    while (used.has(n === 1 ? "http" : `http${n}`)) n++;
+    entry.name = n === 1 ? "http" : `http${n}`;
+    used.add(entry.name);
+  }
+  return named;
+}
+
+/**
+ * The key path an HR_ variable's rest names under `base` ("ready_type" under serve →
+ * serve.ready.type). Keys contain underscores themselves (drain_timeout), so a table
+ * key matches only as a whole word followed by "_"; a full leaf match wins.
+ */
+function envKeyPath(base: string[], rest: string): { path: string[] } | { problem: string; suggestion?: string } {
+  const keys = knownKeys(base);
+  if (keys.includes(rest) && !isObjectSchema(schemaAt([...base, rest]))) return { path: [...base, rest] };
+  for (const key of keys) {
+    if (!rest.startsWith(`${key}_`) || !isObjectSchema(schemaAt([...base, key]))) continue;
+    const inner = envKeyPath([...base, key], rest.slice(key.length + 1));
+    if ("path" in inner) return inner;
+  }
+  const leaves = leafPaths(base).map((p) => p.slice(base.length).join("_"));
+  const suggestion = didYouMean(rest, leaves);
+  return { problem: [...base, ...rest.split(".")].join("."), suggestion: suggestion ? [...base, suggestion].join("_") : undefined };
+}
+
+/** Every leaf under `base`, as key paths (tables are walked, arrays are leaves). */
+function leafPaths(base: string[]): string[][] {
+  return knownKeys(base).flatMap((key) => (isObjectSchema(schemaAt([...base, key])) ? leafPaths([...base, key]) : [[...base, key]]));
+}
+
+function isObjectSchema(schema: unknown): boolean {
+  return (unwrap(schema) as { _zod: { def: { type: string } } })._zod.def.type === "object";
 }
 
 /** Environment values are strings; give them the type the schema wants. */

@@ -14,8 +14,8 @@ import type { ServeStatus } from "../../src/control/protocol.ts";
 export const BIN_DIR = join(ROOT, "node_modules", ".bin");
 
 export interface ServeOptions {
-  /** hr.toml contents; "{PORT}" is not substituted: use address "127.0.0.1:0" and read the port from status. */
-  toml: string;
+  /** hr.toml contents (null: no hr.toml); "{PORT}" is not substituted: use address "127.0.0.1:0" and read the port from status. */
+  toml: string | null;
   /** Extra files to create in the project dir (name → contents). */
   files?: Record<string, string>;
   env?: Record<string, string | undefined>;
@@ -72,7 +72,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   const dir = mkdtempSync(join(tmpdir(), "hr-serve-"));
   const tag = `t${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
   live.add({ tag, dir });
-  writeFileSync(join(dir, "hr.toml"), opts.toml);
+  if (opts.toml !== null) writeFileSync(join(dir, "hr.toml"), opts.toml);
   for (const [name, text] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), text, { mode: 0o755 });
   const env = testEnv({ XDG_RUNTIME_DIR: join(dir, "run"), HR_TEST_TAG: tag, ...opts.env });
   let out = "";

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, formatProblem } from "../../src/config/errors.ts";
-import { envOverrides, loadConfig, validate } from "../../src/config/load.ts";
+import { envOverrides, listenEntries, loadConfig, validate } from "../../src/config/load.ts";
 import { parseDuration } from "../../src/config/duration.ts";
 import { jsonSchema } from "../../src/config/schema.ts";
 
@@ -108,6 +108,41 @@ describe("precedence: defaults < file < HR_* env < flags", () => {
 
   test("variables hr sets for apps are not config", () => {
     expect(envOverrides({ HR_GENERATION: "3", HR_CHANGED_PATHS: "a.go", HR_WORKER: "1" })).toEqual({ ok: true, values: {} });
+  });
+
+  test("nested keys: HR_SERVE_READY_TYPE and friends reach [serve.ready]", () => {
+    write(`[run]\ncmd = "x"\n[serve.ready]\ntype = "notify"\ntimeout = "9s"\n`);
+    const env = { HR_SERVE_READY_TYPE: "http", HR_SERVE_READY_PATH: "/up", HR_SERVE_READY_PORT: "9090", HR_SERVE_DRAIN_TIMEOUT: "2s" };
+    const cfg = loadConfig({ cwd: dir, env }).config;
+    expect(cfg.serve.ready).toMatchObject({ type: "http", path: "/up", port: 9090, timeout: 9000 });
+    expect(cfg.serve.drain_timeout).toBe(2000);
+    expect(envOverrides({ HR_SERVE_READY_TYPE: "tcp" })).toEqual({ ok: true, values: { serve: { ready: { type: "tcp" } } } });
+    expect(problems({ env: { HR_SERVE_READY_TYPO: "tcp" } }).join("\n")).toContain("HR_SERVE_READY_TYPO sets no known key; did you mean HR_SERVE_READY_TYPE?");
+    expect(problems({ env: { HR_SERVE_READY: "tcp" } }).join("\n")).toContain("HR_SERVE_READY sets no known key");
+    expect(problems({ env: { HR_SERVE_READY_TYPE: "smoke" } }).join("\n")).toContain('serve.ready.type: expected one of "notify"');
+  });
+
+  test("HR_LISTEN and --listen values: ADDRESS or NAME=ADDRESS, named http, http2, … in order", () => {
+    expect(listenEntries([":8080"])).toEqual([{ name: "http", address: ":8080" }]);
+    expect(listenEntries(["127.0.0.1:3000", "admin=unix:./a.sock", "[::1]:4000"])).toEqual([
+      { name: "http", address: "127.0.0.1:3000" },
+      { name: "admin", address: "unix:./a.sock" },
+      { name: "http2", address: "[::1]:4000" },
+    ]);
+    expect(listenEntries(["http=:1", ":2"])).toEqual([{ name: "http", address: ":1" }, { name: "http2", address: ":2" }]);
+    write(`[run]\ncmd = "x"\n[[listen]]\nname = "web"\naddress = ":1"\n`);
+    expect(loadConfig({ cwd: dir, env: { HR_LISTEN: ":8080, admin=:8081" } }).config.listen.map((l) => [l.name, l.address])).toEqual([
+      ["http", ":8080"],
+      ["admin", ":8081"],
+    ]);
+    expect(problems({ env: { HR_LISTEN: "8080" } }).join("\n")).toMatch(/listen\[0\]\.address/);
+  });
+
+  test("no hr.toml: the command from flags or HR_RUN_CMD is enough", () => {
+    rmSync(join(dir, "hr.toml"), { force: true });
+    expect(loadConfig({ cwd: dir, flags: { run: { cmd: ["./app"] }, listen: listenEntries([":8080"]) } })).toMatchObject({ file: null, config: { run: { cmd: ["./app"] } } });
+    expect(loadConfig({ cwd: dir, env: { HR_RUN_CMD: "./app --x" } }).config.run.cmd).toBe("./app --x");
+    expect(problems()[0]).toContain("give the command: hr dev [--listen :8080] -- CMD");
   });
 
   test("a misspelt HR_ variable is an error with a suggestion", () => {

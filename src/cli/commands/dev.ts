@@ -1,5 +1,5 @@
 import type { CommandSpec } from "../context.ts";
-import { override, runOverride } from "./flags.ts";
+import { LISTEN_HELP, LISTEN_OPTION, listenOverride, override, runOverride } from "./flags.ts";
 import { runDev } from "../../dev/pipeline.ts";
 
 export const dev: CommandSpec = {
@@ -7,13 +7,19 @@ export const dev: CommandSpec = {
   summary: "Watch files, rebuild and restart the app; hold its socket so requests wait instead of failing",
   usage: "hr dev [options] [-- run command…]",
   help: `Options:
+${LISTEN_HELP}
       --strategy S        fd | proxy | none (socket handling across restarts)
       --debounce DUR      quiet time after the last change (default 10ms, capped at 1s)
       --poll DUR          poll instead of native events, e.g. 500ms
       --restart-on-crash  restart a crashed app with backoff
       --clear             clear the screen before each rebuild
-  -- CMD…                 run CMD instead of [run].cmd`,
+  -- CMD…                 run CMD instead of [run].cmd
+
+No hr.toml is needed when the command is given: \`hr dev -- go run .\` restarts on every
+change; \`hr dev --listen :8080 -- ./app\` also holds :8080 across restarts (the app gets it
+at fd 3, LISTEN_FDS=1). HR_* variables set any key: HR_WATCH_INCLUDE_EXT=go,html.`,
   options: {
+    ...LISTEN_OPTION,
     strategy: { type: "string" },
     debounce: { type: "string" },
     poll: { type: "string" },
@@ -23,6 +29,7 @@ export const dev: CommandSpec = {
   allowPositionals: true,
   async run(ctx) {
     const flags: Record<string, unknown> = {};
+    override(flags, "listen", listenOverride(ctx.values));
     override(flags, "dev.strategy", ctx.values.strategy);
     override(flags, "watch.debounce", ctx.values.debounce);
     override(flags, "watch.poll", ctx.values.poll);

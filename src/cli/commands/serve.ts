@@ -1,5 +1,5 @@
 import type { CommandSpec } from "../context.ts";
-import { intFlag, override, runOverride } from "./flags.ts";
+import { intFlag, LISTEN_HELP, LISTEN_OPTION, listenOverride, override, runOverride } from "./flags.ts";
 import { Master } from "../../serve/master.ts";
 
 export const serve: CommandSpec = {
@@ -7,6 +7,7 @@ export const serve: CommandSpec = {
   summary: "Zero-downtime master: bind sockets once, pass them to worker generations, reload without dropping a request",
   usage: "hr serve [options] [-- run command…]",
   help: `Options:
+${LISTEN_HELP}
   -w, --workers N         processes per generation (default 1)
       --strategy S        fd | reuseport | proxy
       --drain-timeout DUR how long an old generation may drain (default 30s)
@@ -17,6 +18,7 @@ Reload with SIGHUP or \`hr reload\` (hr.toml is re-read: [run], [build] and [ser
 changes apply to the new generation; [[listen]] changes need a restart);
 stop with SIGTERM or Ctrl-C (twice: kill at once).`,
   options: {
+    ...LISTEN_OPTION,
     workers: { type: "string", short: "w" },
     strategy: { type: "string" },
     "drain-timeout": { type: "string" },
@@ -25,6 +27,7 @@ stop with SIGTERM or Ctrl-C (twice: kill at once).`,
   allowPositionals: true,
   async run(ctx) {
     const flags: Record<string, unknown> = {};
+    override(flags, "listen", listenOverride(ctx.values));
     override(flags, "serve.workers", intFlag(ctx.values, "workers"));
     override(flags, "serve.strategy", ctx.values.strategy);
     override(flags, "serve.drain_timeout", ctx.values["drain-timeout"]);
