@@ -158,13 +158,33 @@ export const ADOPT_SNIPPETS: Record<Language, string[]> = {
   ],
 };
 
+/** The comment block on what the app must change (or that it need not), with the adopt snippet when it must adopt fd 3. */
+function appChanges(input: ConfigInput, detection: RenderDetection): string[] {
+  const changes = detection.changes;
+  if (changes === undefined) return ["# Adopting the socket:", ...ADOPT_SNIPPETS[detection.language].map((l) => `#   ${l}`)];
+  if (changes.length === 0) {
+    const why = input.run.capture
+      ? "when it binds the [[listen]] port, hr hands it its own socket (run.capture)"
+      : "it already takes the socket hr passes at fd 3";
+    return [`# The app needs no code change: ${why}.`];
+  }
+  const out = ["# The app must change for this config:", ...changes.map((c) => `#   - ${c}`)];
+  if (changes.some((c) => c.includes("fd 3"))) out.push("# Adopting the socket:", ...ADOPT_SNIPPETS[detection.language].map((l) => `#   ${l}`));
+  return out;
+}
+
+type RenderDetection = Pick<Detection, "label" | "language" | "reasons"> & {
+  /** What the app must change (requiredChanges); undefined: show the generic adopt snippet. */
+  changes?: string[];
+};
+
 export interface RenderOptions {
   /** Name used in validation errors; default "hr.toml". */
   file?: string;
 }
 
 /** A commented hr.toml for `input`; throws if the text would not parse back to the same valid config. */
-export function renderConfig(input: ConfigInput, detection: Pick<Detection, "label" | "language" | "reasons">, options: RenderOptions = {}): string {
+export function renderConfig(input: ConfigInput, detection: RenderDetection, options: RenderOptions = {}): string {
   const root = ConfigSchema as unknown as ZodLike;
   const shape = unwrap(root)._zod.def.shape!;
   const data = input as unknown as Table;
@@ -197,8 +217,7 @@ export function renderConfig(input: ConfigInput, detection: Pick<Detection, "lab
       lines.push(`[[${section}]]`);
       renderKeys(unwrap(element)._zod.def.shape ?? {}, entry, section, lines);
     });
-    lines.push("#", "# Adopting the socket:");
-    for (const line of ADOPT_SNIPPETS[detection.language]) lines.push(`#   ${line}`);
+    if (entries.length) lines.push("#", ...appChanges(input, detection));
   }
   const text = `${lines.join("\n")}\n`;
   assertRoundTrip(input, text, options.file ?? "hr.toml");

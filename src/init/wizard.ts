@@ -6,7 +6,18 @@ import * as p from "@clack/prompts";
 import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { Command } from "../config/schema.ts";
-import { defaultAnswers, detectProject, simpleCommand, toConfigInput, type Answers, type Detection, type DevStrategy, type ReadyType } from "./detect.ts";
+import {
+  defaultAnswers,
+  detectProject,
+  requiredChanges,
+  simpleCommand,
+  toConfigInput,
+  type Answers,
+  type Detection,
+  type DevStrategy,
+  type ReadyType,
+  type ServeStrategy,
+} from "./detect.ts";
 import { renderConfig } from "./render.ts";
 import { describe } from "../process/command.ts";
 import { parseListenAddress } from "../sockets/address.ts";
@@ -71,6 +82,32 @@ export interface InitIO {
   err: (line: string) => void;
 }
 
+/** Why an app needs no code change under these answers (capture, or it adopts fd 3 already). */
+export function noChangeWhy(a: Pick<Answers, "capture" | "listen">): string {
+  const port = a.listen?.match(/:(\d+)$/)?.[1];
+  return a.capture ? `when it binds port ${port ?? "(the [[listen]] port)"}, hr hands it its own socket (run.capture)` : "it already takes the socket hr passes at fd 3";
+}
+
+/** The lines hr init prints after writing: what runs, how, and what the app must change. */
+export function summaryLines(file: string, answers: Answers, detection: Detection): string[] {
+  const out = [`hr: wrote ${file}`];
+  out.push(`    build:  ${showCommand(answers.build) || "(none)"}`);
+  out.push(`    run:    ${showCommand(answers.run)}`);
+  if (answers.listen) {
+    const capture = answers.capture ? " + bind capture" : "";
+    out.push(`    listen: ${answers.listen}; hr dev: ${answers.devStrategy}${capture}; hr serve: ${answers.serveStrategy}${capture}, ready "${answers.readyType}"`);
+  } else out.push("    listen: (none); hr dev restarts the app without holding a socket");
+  const changes = requiredChanges(answers, detection);
+  if (changes.length) {
+    out.push("The app must change for this config:");
+    for (const c of changes) out.push(`  - ${c}`);
+  } else if (answers.listen) {
+    out.push(`The app needs no code change: ${noChangeWhy(answers)}.`);
+  }
+  for (const cmd of detection.missing) out.push(`warning: \`${cmd}\` is not on PATH; install it (or edit the commands) before \`hr dev\``);
+  return out;
+}
+
 /** `hr init --yes`: detected defaults, no questions. */
 export function initNonInteractive(opts: InitOptions, io: InitIO): number {
   const shown = basename(opts.file);
@@ -82,7 +119,7 @@ export function initNonInteractive(opts: InitOptions, io: InitIO): number {
   const answers = defaultAnswers(detection);
   let text: string;
   try {
-    text = renderConfig(toConfigInput(answers), detection, { file: shown });
+    text = renderConfig(toConfigInput(answers), { ...detection, changes: requiredChanges(answers, detection) }, { file: shown });
   } catch (error) {
     io.err(`hr: ${(error as Error).message}`);
     return 1;
@@ -90,10 +127,7 @@ export function initNonInteractive(opts: InitOptions, io: InitIO): number {
   writeAtomic(opts.file, text);
   io.err(`hr: detected ${detection.label}:`);
   for (const reason of detection.reasons) io.err(`  - ${reason}`);
-  io.err(`hr: wrote ${opts.file}`);
-  io.err(`    build: ${showCommand(answers.build) || "(none)"}`);
-  io.err(`    run:   ${showCommand(answers.run)}`);
-  io.err(`    listen: ${answers.listen ?? "(none)"}, dev strategy ${answers.listen ? answers.devStrategy : "none"}`);
+  for (const line of summaryLines(opts.file, answers, detection)) io.err(line);
   io.err("Next: run `hr dev` (edit hr.toml first if the commands are not right).");
   return 0;
 }
@@ -107,12 +141,19 @@ function ask<T>(value: T): Exclude<T, symbol> {
 }
 
 const DEV_OPTIONS: { value: DevStrategy; label: string; hint: string }[] = [
-  { value: "fd", label: "fd", hint: "hr holds the socket; the app adopts fd 3" },
+  { value: "fd", label: "fd", hint: "hr holds the socket across restarts (with capture, or the app adopts fd 3)" },
   { value: "proxy", label: "proxy", hint: "hr forwards to the app on $PORT" },
   { value: "none", label: "none", hint: "no socket handling; just restart" },
 ];
 
+const SERVE_OPTIONS: { value: ServeStrategy; label: string; hint: string }[] = [
+  { value: "proxy", label: "proxy", hint: "hr forwards to each worker's private socket; stock shutdowns lose nothing" },
+  { value: "fd", label: "fd", hint: "workers share hr's socket: zero overhead; the app must drain on SIGTERM" },
+  { value: "reuseport", label: "reuseport", hint: "workers bind the port with SO_REUSEPORT themselves" },
+];
+
 const READY_OPTIONS: { value: ReadyType; label: string; hint: string }[] = [
+  { value: "listen", label: "listen", hint: "the app calls listen() (bind capture; no code)" },
   { value: "notify", label: "notify", hint: "sd_notify READY=1" },
   { value: "ipc", label: "ipc", hint: "process.send('ready')" },
   { value: "http", label: "http", hint: "GET /health answers" },
@@ -166,7 +207,15 @@ export async function initInteractive(opts: InitOptions): Promise<number> {
       }),
     ).trim();
     let devStrategy: DevStrategy = "none";
+    let capture = false;
+    const port = listen.match(/:(\d+)$/)?.[1];
     if (listen) {
+      capture = ask(
+        await p.confirm({
+          message: `Bind capture: when the app binds port ${port ?? "(the listen port)"} itself, hand it hr's socket instead (no code change)?`,
+          initialValue: d.capture || !detection.adopts,
+        }),
+      );
       devStrategy = ask(
         await p.select({
           message: "hr dev strategy",
@@ -177,8 +226,11 @@ export async function initInteractive(opts: InitOptions): Promise<number> {
     } else {
       p.log.info('No socket: hr dev strategy "none".');
     }
+    const serveStrategy = ask(await p.select({ message: "hr serve strategy", options: SERVE_OPTIONS, initialValue: d.serveStrategy }));
     const workers = ask(await p.text({ message: "hr serve: workers per generation", initialValue: String(d.workers), validate: checkWorkers }));
-    const readyType = ask(await p.select({ message: "hr serve: how a new worker signals ready", options: READY_OPTIONS, initialValue: d.readyType }));
+    const readyOptions = READY_OPTIONS.filter((o) => capture || o.value !== "listen");
+    const readyInitial = readyOptions.some((o) => o.value === d.readyType) ? d.readyType : serveStrategy === "proxy" ? "tcp" : "delay";
+    const readyType = ask(await p.select({ message: "hr serve: how a new worker signals ready", options: readyOptions, initialValue: readyInitial }));
     let readyPattern: string | undefined;
     if (readyType === "log") {
       readyPattern = ask(
@@ -197,15 +249,26 @@ export async function initInteractive(opts: InitOptions): Promise<number> {
       includeExt: splitList(exts).map((e) => e.replace(/^\*?\./, "")),
       exclude: splitList(excludes),
       listen: listen || null,
+      capture,
       devStrategy,
+      serveStrategy,
       workers: Number(workers.trim()),
       readyType,
       readyPattern,
     };
+    const changes = requiredChanges(answers, detection);
+    p.note(
+      changes.length
+        ? changes.map((c) => `• ${c}`).join("\n")
+        : answers.listen
+          ? `Nothing: ${noChangeWhy(answers)}.`
+          : "Nothing: hr only restarts it.",
+      "What the app must change",
+    );
     const input = toConfigInput(answers);
     let text: string;
     try {
-      text = renderConfig(input, detection, { file: shown });
+      text = renderConfig(input, { ...detection, changes }, { file: shown });
     } catch (error) {
       p.log.error((error as Error).message);
       p.cancel("Nothing written.");

@@ -27,20 +27,20 @@ function project(files: Record<string, string>): string {
 
 const PROJECTS: Record<string, { files: Record<string, string>; expect: RegExp[] }> = {
   "Go/Gin": {
-    files: { "go.mod": "module example.com/x\n\ngo 1.22\n\nrequire github.com/gin-gonic/gin v1.10.0\n", "main.go": "package main\n" },
-    expect: [/cmd = \["go", "build"/, /strategy = "fd"/, /type = "notify"/, /net\.FileListener/],
+    files: { "go.mod": "module example.com/x\n\ngo 1.22\n\nrequire github.com/gin-gonic/gin v1.10.0\n", "main.go": 'package main\nfunc main() { r.Run(":8080") }\n' },
+    expect: [/cmd = \["go", "build"/, /capture = true/, /strategy = "fd"/, /strategy = "proxy"/, /type = "listen"/, /The app needs no code change/],
   },
   Bun: {
     files: { "package.json": '{ "name": "b" }', "bun.lock": "{}", "index.ts": "Bun.serve({ fetch: () => new Response('ok') });\n" },
-    expect: [/cmd = \["bun", "index.ts"\]/, /strategy = "proxy"/, /type = "ipc"/],
+    expect: [/cmd = \["bun", "index.ts"\]/, /address = "127.0.0.1:3000"/, /type = "listen"/],
   },
   Node: {
-    files: { "package.json": '{ "main": "server.js" }', "package-lock.json": "{}", "server.js": "" },
-    expect: [/cmd = \["node", "server.js"\]/, /type = "ipc"/],
+    files: { "package.json": '{ "main": "server.js" }', "package-lock.json": "{}", "server.js": "server.listen({ fd: 3 }, () => process.send('ready'))\n" },
+    expect: [/cmd = \["node", "server.js"\]/, /type = "ipc"/, /it already takes the socket/],
   },
   Python: {
     files: { "requirements.txt": "flask\n", "app.py": "" },
-    expect: [/cmd = \["python3", "app.py"\]/, /"__pycache__\/\*\*"/],
+    expect: [/"__pycache__\/\*\*"/, /address = "127.0.0.1:5000"/],
   },
 };
 
@@ -95,19 +95,20 @@ describe.skipIf(!Bun.which("tmux"))("hr init wizard (real PTY via tmux)", () => 
   test("accept defaults, type a custom run command, confirm → valid hr.toml", async () => {
     const dir = project({ "go.mod": "module example.com/x\n\nrequire github.com/gin-gonic/gin v1.10.0\n", "main.go": "package main\n" });
     const t = start(dir);
-    await t.waitFor(/go\.mod requires github\.com\/gin-gonic\/gin/);
+    await t.waitFor(/Go \(Gin\): go\.mod \(module example\.com\/x\) requires github\.com\/gin-gonic\/gin/);
     await t.waitFor(/◆\s+Build command/);
     t.send("Enter");
     await t.waitFor(/◆\s+Run command/);
     t.send("C-u"); // clear the prefilled ./tmp/app
     t.type("./tmp/app --mode dev");
     t.send("Enter");
-    for (const prompt of [/◆\s+File extensions/, /◆\s+Paths to ignore/, /◆\s+Listen address/, /◆\s+hr dev strategy/, /◆\s+hr serve: workers/, /◆\s+hr serve: how a new worker/]) {
+    for (const prompt of [/◆\s+File extensions/, /◆\s+Paths to ignore/, /◆\s+Listen address/, /◆\s+Bind capture/, /◆\s+hr dev strategy/, /◆\s+hr serve strategy/, /◆\s+hr serve: workers/, /◆\s+hr serve: how a new worker/]) {
       await t.waitFor(prompt);
       t.send("Enter");
     }
     const summary = await t.waitFor(/◆\s+Write hr\.toml\?/);
     expect(summary).toContain('cmd = ["./tmp/app", "--mode", "dev"]');
+    expect(summary).toMatch(/What the app must change[\s\S]*Nothing: when it binds port 8080, hr hands it its own socket/);
     t.send("Enter");
     expect(await t.exitCode()).toBe(0);
     expect(t.screen(true)).toContain("hr dev");
@@ -116,9 +117,44 @@ describe.skipIf(!Bun.which("tmux"))("hr init wizard (real PTY via tmux)", () => 
     expect(text).toContain('cmd = ["go", "build", "-o", "./tmp/app", "."]');
     expect(text).toContain('address = "127.0.0.1:8080"');
     expect(text).toContain('strategy = "fd"');
+    expect(text).toContain("capture = true");
+    expect(text).toContain('strategy = "proxy"');
     const check = runHr(["check", "--cwd", dir]);
     expect(check.code).toBe(0);
     expect(check.stdout).toStartWith("ok");
+  });
+
+  test("no capture and serve strategy fd: the wizard says the app must adopt fd 3, and the file says how", async () => {
+    const dir = project({ "go.mod": "module example.com/x\n", "main.go": 'package main\nfunc main() { http.ListenAndServe(":8090", nil) }\n' });
+    const t = start(dir);
+    for (const prompt of [/◆\s+Build command/, /◆\s+Run command/, /◆\s+File extensions/, /◆\s+Paths to ignore/, /◆\s+Listen address/]) {
+      await t.waitFor(prompt);
+      t.send("Enter");
+    }
+    await t.waitFor(/◆\s+Bind capture/);
+    t.send("Right"); // No
+    t.send("Enter");
+    await t.waitFor(/◆\s+hr dev strategy/);
+    t.send("Enter"); // fd
+    await t.waitFor(/◆\s+hr serve strategy/);
+    t.send("Down"); // proxy → fd
+    t.send("Enter");
+    for (const prompt of [/◆\s+hr serve: workers/, /◆\s+hr serve: how a new worker/]) {
+      await t.waitFor(prompt);
+      t.send("Enter");
+    }
+    const summary = await t.waitFor(/◆\s+Write hr\.toml\?/);
+    expect(summary).toMatch(/What the app must change[\s\S]*hr dev \(strategy fd\): adopt the socket at fd 3/);
+    expect(summary).toContain("hr serve (strategy fd): adopt the socket at fd 3");
+    t.send("Enter");
+    expect(await t.exitCode()).toBe(0);
+    const text = readFileSync(join(dir, "hr.toml"), "utf8");
+    expect(text).not.toMatch(/^capture = true/m);
+    expect(text).toContain('address = "127.0.0.1:8090"');
+    expect(text).toContain("# The app must change for this config:");
+    expect(text).toContain('net.FileListener(os.NewFile(3, "http"))');
+    expect(text).toContain('type = "delay"');
+    expect(runHr(["check", "--cwd", dir]).code).toBe(0);
   });
 
   test("Ctrl-C at a prompt cancels; nothing written", async () => {

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { validate } from "../../src/config/load.ts";
-import { defaultAnswers, detectProject, simpleCommand, toConfigInput, type Detection } from "../../src/init/detect.ts";
+import { defaultAnswers, detectProject, requiredChanges, simpleCommand, toConfigInput, type Detection } from "../../src/init/detect.ts";
 import { ADOPT_SNIPPETS, assertRoundTrip, renderConfig } from "../../src/init/render.ts";
 import { checkAddress, checkPattern, checkWorkers, showCommand, writeAtomic } from "../../src/init/wizard.ts";
 import { BuildSection, ServeSection, WatchSection } from "../../src/config/schema.ts";
@@ -25,7 +25,8 @@ function project(files: Record<string, string>): string {
 
 /** Renders the detected defaults and checks the text reads back to a valid config. */
 function renderDetected(d: Detection) {
-  const text = renderConfig(toConfigInput(defaultAnswers(d)), d);
+  const answers = defaultAnswers(d);
+  const text = renderConfig(toConfigInput(answers), { ...d, changes: requiredChanges(answers, d) });
   const result = validate(Bun.TOML.parse(text), text, "hr.toml");
   if (!result.ok) throw new Error(JSON.stringify(result.problems));
   return { text, config: result.config };
@@ -34,161 +35,302 @@ function renderDetected(d: Detection) {
 const GO_MOD = "module example.com/shop\n\ngo 1.22\n";
 const GIN_MOD = `${GO_MOD}\nrequire github.com/gin-gonic/gin v1.10.0\n`;
 
-describe("detectProject", () => {
-  test("Go with Gin", () => {
-    const d = detectProject(project({ "go.mod": GIN_MOD, "main.go": 'package main\nfunc main() { r.Run(":9000") }\n' }));
+/** A PATH with just these commands on it. */
+const onPath =
+  (...names: string[]) =>
+  (cmd: string) =>
+    names.includes(cmd) ? `/usr/bin/${cmd}` : null;
+const ALL = onPath("go", "node", "bun", "python3", "uvicorn", "gunicorn", "flask", "cargo");
+const detect = (files: Record<string, string>, which = ALL) => detectProject(project(files), { which, env: { HOME: "/nonexistent", GOPATH: "/nonexistent" } });
+
+/** The issue's rule for an app that binds its port itself: capture, dev fd, serve proxy, ready on listen(). */
+function expectCapture(d: Detection, port: number) {
+  expect(d.listen).toBe(`127.0.0.1:${port}`);
+  expect(d.adopts).toBe(false);
+  expect(d.capture).toBe(true);
+  expect(d.devStrategy).toBe("fd");
+  expect(d.serveStrategy).toBe("proxy");
+  expect(d.readyType).toBe("listen");
+  const { text, config } = renderDetected(d);
+  expect(config.run.capture).toBe(true);
+  expect(config.serve.ready.type).toBe("listen");
+  expect(text).toContain("The app needs no code change");
+  expect(text).not.toContain("os.NewFile(3");
+}
+
+/** An app whose code adopts the inherited socket: fd everywhere, no capture. */
+function expectFd(d: Detection, port: number) {
+  expect(d.listen).toBe(`127.0.0.1:${port}`);
+  expect(d.adopts).toBe(true);
+  expect(d.capture).toBe(false);
+  expect(d.devStrategy).toBe("fd");
+  expect(d.serveStrategy).toBe("fd");
+  const { text, config } = renderDetected(d);
+  expect(config.run.capture).toBe(false);
+  expect(text).toContain("The app needs no code change: it already takes the socket");
+}
+
+const GIN_APP = (run: string) => `package main
+
+import "github.com/gin-gonic/gin"
+
+func main() {
+	r := gin.Default()
+	r.GET("/ping", func(c *gin.Context) { c.JSON(200, gin.H{"message": "pong"}) })
+	${run}
+}
+`;
+
+describe("detectProject: each framework layout as its README writes it", () => {
+  test('Gin, r.Run(":8080"), go.mod → go build, capture', () => {
+    const d = detect({ "go.mod": GIN_MOD, "main.go": GIN_APP('r.Run(":8080")') });
     expect(d.kind).toBe("go-gin");
     expect(d.label).toBe("Go (Gin)");
     expect(d.build).toEqual(["go", "build", "-o", "./tmp/app", "."]);
     expect(d.run).toEqual(["./tmp/app"]);
     expect(d.includeExt).toContain("go");
     expect(d.exclude).toContain("tmp/**");
-    expect(d.listen).toBe("127.0.0.1:9000");
-    expect(d.devStrategy).toBe("fd");
-    expect(d.serveStrategy).toBe("fd");
-    expect(d.readyType).toBe("notify");
-    expect(d.reasons).toContain("go.mod requires github.com/gin-gonic/gin");
-    expect(d.reasons).toContain("main.go uses port 9000");
-    const { text, config } = renderDetected(d);
-    expect(text).toContain('net.FileListener(os.NewFile(3, "http"))');
-    expect(config.listen[0]).toMatchObject({ name: "http", address: "127.0.0.1:9000" });
+    expect(d.reasons).toContain("port 8080: main.go binds port 8080");
+    expect(d.reasons.some((r) => r.includes("run.capture = true"))).toBe(true);
+    expectCapture(d, 8080);
   });
 
-  test("plain Go; main package under cmd/", () => {
-    const d = detectProject(project({ "go.mod": GO_MOD, "cmd/api/main.go": "package main\n" }));
+  test("Gin, r.Run() in GOPATH mode (no go.mod): GO111MODULE=off, Gin's default port", () => {
+    const d = detect({ "main.go": GIN_APP("r.Run() // listen and serve on 0.0.0.0:8080") });
+    expect(d.kind).toBe("go-gin");
+    expect(d.build).toBeString();
+    expect(d.build as string).toStartWith("GO111MODULE=off ");
+    expect(d.build as string).toEndWith("go build -o ./tmp/app .");
+    expect(d.reasons.some((r) => r.includes("no go.mod → GOPATH mode"))).toBe(true);
+    expect(d.reasons).toContain("port 8080: Gin's r.Run() default (:8080, or $PORT)");
+    expectCapture(d, 8080);
+  });
+
+  test('Gin, r.Run(":9000"); a commented-out port is not read', () => {
+    const d = detect({ "go.mod": GIN_MOD, "main.go": GIN_APP('// r.Run(":7000")\n\tr.Run(":9000")') });
+    expectCapture(d, 9000);
+  });
+
+  test("Go net/http reading PORT with a fallback; main package under cmd/", () => {
+    const d = detect({
+      "go.mod": GO_MOD,
+      "cmd/api/main.go": 'package main\nfunc main() {\n\tport := os.Getenv("PORT")\n\tif port == "" {\n\t\tport = "8090"\n\t}\n\thttp.ListenAndServe(":"+port, nil)\n}\n',
+    });
     expect(d.kind).toBe("go");
     expect(d.build).toEqual(["go", "build", "-o", "./tmp/app", "./cmd/api"]);
-    expect(d.listen).toBe("127.0.0.1:8080");
-    expect(d.reasons.some((r) => r.includes("gin"))).toBe(false);
-    renderDetected(d);
+    expect(d.reasons).toContain("port 8090: cmd/api/main.go reads $PORT, default 8090");
+    expectCapture(d, 8090);
   });
 
-  test("PORT in .env decides the listen address", () => {
-    const d = detectProject(project({ "go.mod": GO_MOD, "main.go": "package main\n", ".env": "DEBUG=1\nPORT=4321\n" }));
-    expect(d.listen).toBe("127.0.0.1:4321");
-    expect(d.reasons).toContain(".env sets PORT=4321");
+  test("Go that adopts fd 3 and sends READY=1 → fd + notify", () => {
+    const d = detect({
+      "go.mod": GIN_MOD,
+      "main.go": 'package main\nfunc main() {\n\tln, _ := net.FileListener(os.NewFile(3, "http"))\n\tdaemon.SdNotify(false, daemon.SdNotifyReady)\n\tr.RunListener(ln)\n\tr.Run(":8081")\n}\n',
+    });
+    expectFd(d, 8081);
+    expect(d.readyType).toBe("notify");
+    expect(d.reasons.some((r) => r.includes("main.go calls os.NewFile(3, …)"))).toBe(true);
   });
 
-  test("Bun (bun.lock) with Bun.serve → proxy", () => {
-    const d = detectProject(
-      project({
-        "package.json": JSON.stringify({ name: "web", module: "server.ts", scripts: { dev: "bun --hot server.ts" } }),
-        "bun.lock": "{}",
-        "server.ts": "Bun.serve({ port: Number(process.env.PORT), fetch() { return new Response('hi') } });\n",
-      }),
-    );
-    expect(d.kind).toBe("bun");
-    expect(d.language).toBe("bun-serve");
-    expect(d.build).toBeUndefined();
-    expect(d.run).toEqual(["bun", "server.ts"]);
-    expect(d.devStrategy).toBe("proxy");
-    expect(d.serveStrategy).toBe("proxy");
-    expect(d.readyType).toBe("ipc");
-    expect(d.reasons.some((r) => r.includes("scripts.dev runs its own watcher"))).toBe(true);
-    expect(renderDetected(d).text).toContain("Bun.serve({ port: Number(process.env.PORT");
-  });
-
-  test("Bun with bun.lockb and node:net → fd", () => {
-    const d = detectProject(project({ "package.json": "{}", "bun.lockb": "", "index.ts": "import net from 'node:net';\n" }));
-    expect(d.kind).toBe("bun");
-    expect(d.language).toBe("bun");
-    expect(d.run).toEqual(["bun", "index.ts"]);
-    expect(d.devStrategy).toBe("fd");
-    renderDetected(d);
-  });
-
-  test("Node: start script, npm lockfile, port from code", () => {
-    const d = detectProject(
-      project({
-        "package.json": JSON.stringify({ scripts: { start: "node server.js" } }),
-        "package-lock.json": "{}",
-        "server.js": "require('http').createServer().listen(3000);\n",
-      }),
-    );
+  test("Express: const port = 3000; app.listen(port)", () => {
+    const d = detect({
+      "package.json": JSON.stringify({ name: "x", main: "app.js", dependencies: { express: "^4" } }),
+      "package-lock.json": "{}",
+      "app.js": "const express = require('express')\nconst app = express()\nconst port = 3000\n\napp.get('/', (req, res) => res.send('Hello World!'))\n\napp.listen(port, () => console.log(`listening on ${port}`))\n",
+    });
     expect(d.kind).toBe("node");
-    expect(d.run).toEqual(["node", "server.js"]);
+    expect(d.label).toBe("Node (Express)");
+    expect(d.run).toEqual(["node", "app.js"]);
     expect(d.build).toBeUndefined();
-    expect(d.listen).toBe("127.0.0.1:3000");
-    expect(d.devStrategy).toBe("fd");
+    expect(d.reasons).toContain("port 3000: app.js listens on port = 3000");
+    expectCapture(d, 3000);
+  });
+
+  test("Express: process.env.PORT || 3000, start script", () => {
+    const d = detect({
+      "package.json": JSON.stringify({ scripts: { start: "node server.js" }, dependencies: { express: "^4" } }),
+      "server.js": "const app = require('express')()\nconst PORT = process.env.PORT || 3001\napp.listen(PORT)\n",
+    });
+    expect(d.run).toEqual(["node", "server.js"]);
+    expect(d.reasons).toContain("port 3001: server.js reads $PORT, default 3001");
+    expectCapture(d, 3001);
+  });
+
+  test("Fastify: fastify.listen({ port: 3000 })", () => {
+    const d = detect({
+      "package.json": JSON.stringify({ type: "module", main: "server.js", dependencies: { fastify: "^4" } }),
+      "server.js": "import Fastify from 'fastify'\nconst fastify = Fastify({ logger: true })\nfastify.get('/', async () => ({ hello: 'world' }))\ntry {\n  await fastify.listen({ port: 3000 })\n} catch (err) {\n  process.exit(1)\n}\n",
+    });
+    expect(d.label).toBe("Node (Fastify)");
+    expectCapture(d, 3000);
+  });
+
+  test("Hono on Bun installed with npm (no bun on PATH): node_modules/.bin/bun, .ts entry, ts watched, Bun's port 3000", () => {
+    const d = detect(
+      {
+        "package.json": JSON.stringify({ scripts: { dev: "bun run --hot src/index.ts" }, dependencies: { hono: "^4" }, devDependencies: { "@types/bun": "latest" } }),
+        "package-lock.json": "{}",
+        "node_modules/.bin/bun": "",
+        "src/index.ts": "import { Hono } from 'hono'\n\nconst app = new Hono()\n\napp.get('/', (c) => c.text('Hello Hono!'))\n\nexport default app\n",
+      },
+      onPath("node", "npm"),
+    );
+    expect(d.kind).toBe("bun");
+    expect(d.label).toBe("Bun (Hono)");
+    expect(d.run).toEqual(["./node_modules/.bin/bun", "src/index.ts"]);
+    expect(d.includeExt).toContain("ts");
+    expect(d.reasons.some((r) => r.includes("scripts.dev runs its own watcher"))).toBe(true);
+    expect(d.reasons).toContain("port 3000: Bun's default port (3000, or $PORT)");
+    expect(d.missing).toEqual([]);
+    expectCapture(d, 3000);
+  });
+
+  test("Elysia with npm: .listen(3000) → bun", () => {
+    const d = detect({
+      "package.json": JSON.stringify({ dependencies: { elysia: "^1" } }),
+      "package-lock.json": "{}",
+      "src/index.ts": "import { Elysia } from 'elysia'\n\nconst app = new Elysia().get('/', () => 'Hello Elysia').listen(3000)\n",
+    });
+    expect(d.label).toBe("Bun (Elysia)");
+    expect(d.run).toEqual(["bun", "src/index.ts"]);
+    expect(d.reasons).toContain("port 3000: src/index.ts binds port 3000");
+    expectCapture(d, 3000);
+  });
+
+  test("Bun.serve({ port: 4000 }) with bun.lock; a .ts entry alone means Bun too", () => {
+    expectCapture(detect({ "package.json": "{}", "bun.lock": "{}", "index.ts": "Bun.serve({ port: 4000, fetch: () => new Response('ok') });\n" }), 4000);
+    const d = detect({ "package.json": "{}", "server.ts": "Bun.serve({ fetch: () => new Response('ok') });\n" });
+    expect(d.kind).toBe("bun");
+    expect(d.run).toEqual(["bun", "server.ts"]);
+    expectCapture(d, 3000);
+  });
+
+  test("bun missing everywhere is reported", () => {
+    const d = detect({ "package.json": JSON.stringify({ dependencies: { elysia: "1" } }), "index.ts": "" }, onPath("node"));
+    expect(d.missing).toEqual(["bun"]);
+  });
+
+  test("Node that adopts fd 3 and calls process.send('ready') → fd + ipc", () => {
+    const d = detect({
+      "package.json": JSON.stringify({ main: "server.js" }),
+      "server.js": "const fd = process.env.LISTEN_FDS ? 3 : undefined;\nserver.listen(fd !== undefined ? { fd } : { port: 3002 }, () => process.send?.('ready'));\n",
+    });
+    expectFd(d, 3002);
     expect(d.readyType).toBe("ipc");
-    expect(d.reasons.some((r) => r.includes("package-lock.json"))).toBe(true);
-    expect(renderDetected(d).text).toContain("listen(");
   });
 
   test("Node + TypeScript (pnpm): build script, compiled main", () => {
-    const d = detectProject(
-      project({
-        "package.json": JSON.stringify({ main: "dist/index.js", scripts: { build: "tsc", dev: "tsx watch src/index.ts" } }),
-        "pnpm-lock.yaml": "",
-        "tsconfig.json": '{ "compilerOptions": { "outDir": "dist" } }',
-        "src/index.ts": "",
-      }),
-    );
+    const d = detect({
+      "package.json": JSON.stringify({ main: "dist/index.js", scripts: { build: "tsc", dev: "tsx watch src/index.ts" } }),
+      "pnpm-lock.yaml": "",
+      "tsconfig.json": '{ "compilerOptions": { "outDir": "dist" } }',
+      "src/index.ts": "import http from 'node:http'\nhttp.createServer().listen(8000)\n",
+    });
     expect(d.label).toBe("Node (TypeScript)");
     expect(d.build).toEqual(["pnpm", "run", "build"]);
     expect(d.run).toEqual(["node", "dist/index.js"]);
     expect(d.includeExt).toContain("ts");
     expect(d.exclude).toContain("dist/**");
-    renderDetected(d);
+    expectCapture(d, 8000);
   });
 
   test("Node: a start script with shell syntax runs through the package manager", () => {
-    const d = detectProject(project({ "package.json": JSON.stringify({ scripts: { start: "NODE_ENV=production node app.js && echo done" } }), "yarn.lock": "" }));
+    const d = detect({ "package.json": JSON.stringify({ scripts: { start: "NODE_ENV=production node app.js && echo done" } }), "yarn.lock": "" });
     expect(d.run).toEqual(["yarn", "run", "start"]);
   });
 
-  test("Python: requirements.txt with flask", () => {
-    const d = detectProject(project({ "requirements.txt": "Flask==3.0.0\nrequests\n", "app.py": "from flask import Flask\n" }));
-    expect(d.kind).toBe("python");
+  test("Flask with app.run() under __main__ → python3 app.py, port 5000", () => {
+    const d = detect({
+      "requirements.txt": "Flask==3.0.0\n",
+      "app.py": "from flask import Flask\n\napp = Flask(__name__)\n\n@app.route('/')\ndef hello():\n    return 'Hello'\n\nif __name__ == '__main__':\n    app.run()\n",
+    });
     expect(d.label).toBe("Python (Flask)");
     expect(d.run).toEqual(["python3", "app.py"]);
     expect(d.exclude).toEqual(expect.arrayContaining(["__pycache__/**", ".venv/**"]));
-    expect(d.devStrategy).toBe("fd");
-    expect(d.readyType).toBe("notify");
-    expect(d.reasons).toContain("requirements.txt names flask");
-    expect(renderDetected(d).text).toContain("socket.socket(fileno=3)");
+    expect(d.reasons).toContain("port 5000: Flask's app.run() default (5000)");
+    expectCapture(d, 5000);
   });
 
-  test("Python: pyproject with fastapi → uvicorn --fd 3", () => {
-    const d = detectProject(
-      project({ "pyproject.toml": '[project]\nname = "api"\ndependencies = ["fastapi>=0.110", "uvicorn[standard]"]\n', "main.py": "" }),
-    );
+  test("Flask without app.run(): flask run, python3 -m flask when no flask command", () => {
+    const d = detect({ "hello.py": "from flask import Flask\napp = Flask(__name__)\n" }, onPath("python3"));
+    expect(d.run).toEqual(["python3", "-m", "flask", "--app", "hello", "run"]);
+    expect(d.reasons).toContain("flask: no `flask` command on PATH → python3 -m flask");
+    expectCapture(d, 5000);
+  });
+
+  test("FastAPI: python3 -m uvicorn main:app when there is no uvicorn command; port 8000", () => {
+    const files = {
+      "pyproject.toml": '[project]\nname = "api"\ndependencies = ["fastapi>=0.110", "uvicorn[standard]"]\n',
+      "main.py": 'from fastapi import FastAPI\n\napp = FastAPI()\n\n@app.get("/")\ndef read_root():\n    return {"Hello": "World"}\n',
+    };
+    const d = detect(files, onPath("python3"));
     expect(d.label).toBe("Python (FastAPI)");
-    expect(d.run).toEqual(["uvicorn", "--fd", "3", "main:app"]);
+    expect(d.run).toEqual(["python3", "-m", "uvicorn", "main:app"]);
+    expect(d.reasons).toContain("uvicorn: no `uvicorn` command on PATH → python3 -m uvicorn");
+    expectCapture(d, 8000);
+    expect(detect(files).run).toEqual(["uvicorn", "main:app"]);
+  });
+
+  test("FastAPI run with uvicorn --fd (Procfile) → fd, ready on uvicorn's log line", () => {
+    const d = detect({ "requirements.txt": "fastapi\nuvicorn\n", "api.py": "from fastapi import FastAPI\nserver = FastAPI()\n", Procfile: "web: uvicorn --fd 3 api:server\n" });
+    expect(d.run).toEqual(["uvicorn", "--fd", "3", "api:server"]);
+    expectFd(d, 8000);
     expect(d.readyType).toBe("log");
-    const { config } = renderDetected(d);
-    expect(config.serve.ready).toMatchObject({ type: "log", pattern: "Application startup complete" });
+    expect(d.readyPattern).toBe("Application startup complete");
   });
 
-  test("Python: django runs behind the proxy on $PORT", () => {
-    const d = detectProject(project({ "requirements.txt": "django\n", "manage.py": "" }));
+  test("gunicorn → fd (it adopts LISTEN_FDS), ready at 'Booting worker'", () => {
+    const d = detect({ "requirements.txt": "flask\ngunicorn\n", "wsgi.py": "from flask import Flask\napplication = Flask(__name__)\n" });
+    expect(d.label).toBe("Python (Flask, gunicorn)");
+    expect(d.run).toEqual(["gunicorn", "wsgi:application"]);
+    expectFd(d, 8000);
+    expect(d.readyType).toBe("log");
+    expect(renderDetected(d).config.serve.ready).toMatchObject({ type: "log", pattern: "Booting worker" });
+  });
+
+  test("Python that adopts socket(fileno=3) → fd; no ready signal → delay", () => {
+    const d = detect({ "server.py": "import socket\nsock = socket.socket(fileno=3)\nport = 8123\n" });
+    expectFd(d, 8123);
+    expect(d.readyType).toBe("delay");
+  });
+
+  test("Python http.server with a hard-coded port", () => {
+    const d = detect({ "server.py": 'from http.server import HTTPServer, BaseHTTPRequestHandler\nHTTPServer(("", 8001), BaseHTTPRequestHandler).serve_forever()\n' });
+    expect(d.run).toEqual(["python3", "server.py"]);
+    expectCapture(d, 8001);
+  });
+
+  test("Django: runserver --noreload on its default port, captured", () => {
+    const d = detect({ "requirements.txt": "django\n", "manage.py": "" });
     expect(d.label).toBe("Python (Django)");
-    expect(d.run).toBe("python3 manage.py runserver --noreload 127.0.0.1:$PORT");
-    expect(d.devStrategy).toBe("proxy");
-    expect(d.readyType).toBe("tcp");
-    renderDetected(d);
+    expect(d.run).toEqual(["python3", "manage.py", "runserver", "--noreload", "127.0.0.1:8000"]);
+    expectCapture(d, 8000);
   });
 
-  test("Python: plain pyproject falls back to python3 main.py", () => {
-    const d = detectProject(project({ "pyproject.toml": '[project]\nname = "x"\n' }));
-    expect(d.label).toBe("Python");
-    expect(d.run).toEqual(["python3", "main.py"]);
-    renderDetected(d);
+  test("a .venv's python and tools are used", () => {
+    const d = detect({ "requirements.txt": "fastapi\n", "main.py": "app = FastAPI()\n", ".venv/bin/python": "", ".venv/bin/uvicorn": "" }, onPath());
+    expect(d.run).toEqual([".venv/bin/uvicorn", "main:app"]);
+    expect(d.missing).toEqual([]);
   });
 
-  test("Rust", () => {
-    const d = detectProject(project({ "Cargo.toml": '[package]\nname = "svc"\nversion = "0.1.0"\n\n[dependencies]\nlistenfd = "1"\n' }));
+  test("PORT in .env decides the port", () => {
+    const d = detect({ "go.mod": GO_MOD, "main.go": 'package main\nfunc main() { http.ListenAndServe(":8080", nil) }\n', ".env": "DEBUG=1\nPORT=4321\n" });
+    expect(d.listen).toBe("127.0.0.1:4321");
+    expect(d.reasons).toContain("port 4321: .env sets PORT=4321");
+  });
+
+  test("Rust with listenfd → fd; without → capture", () => {
+    const d = detect({ "Cargo.toml": '[package]\nname = "svc"\nversion = "0.1.0"\n\n[dependencies]\nlistenfd = "1"\n' });
     expect(d.kind).toBe("rust");
     expect(d.build).toEqual(["cargo", "build"]);
     expect(d.run).toEqual(["./target/debug/svc"]);
     expect(d.exclude).toContain("target/**");
-    expect(d.devStrategy).toBe("fd");
-    expect(d.readyType).toBe("tcp");
-    renderDetected(d);
+    expectFd(d, 8080);
+    expectCapture(detect({ "Cargo.toml": '[package]\nname = "svc"\n', "src/main.rs": 'fn main() { TcpListener::bind("127.0.0.1:7878") }\n' }), 8080);
   });
 
   test("Makefile", () => {
-    const d = detectProject(project({ Makefile: "build:\n\tcc -o app main.c\nrun: build\n\t./app\n" }));
+    const d = detect({ Makefile: "build:\n\tcc -o app main.c\nrun: build\n\t./app\n" });
     expect(d.kind).toBe("make");
     expect(d.build).toEqual(["make", "build"]);
     expect(d.run).toEqual(["make", "run"]);
@@ -196,13 +338,34 @@ describe("detectProject", () => {
   });
 
   test("empty directory → generic", () => {
-    const d = detectProject(project({}));
+    const d = detect({});
     expect(d.kind).toBe("generic");
     expect(d.build).toBeUndefined();
     expect(d.run).toEqual(["./app"]);
     expect(d.reasons[0]).toContain("generic");
     const { text } = renderDetected(d);
     expect(text).toContain("# cmd = "); // no build: the key is shown commented out
+  });
+
+  test("missing commands are listed (go not installed)", () => {
+    expect(detect({ "go.mod": GO_MOD, "main.go": "package main\n" }, onPath()).missing).toEqual(["go"]);
+  });
+});
+
+describe("requiredChanges: what the app must change", () => {
+  const d = detect({ "go.mod": GIN_MOD, "main.go": GIN_APP('r.Run(":8080")') });
+  test("capture: nothing; without capture under fd: adopt fd 3; proxy: bind $PORT; a ready signal it does not send", () => {
+    const a = defaultAnswers(d);
+    expect(requiredChanges(a, d)).toEqual([]);
+    expect(requiredChanges({ ...a, capture: false, serveStrategy: "fd", readyType: "notify" }, d)).toEqual([
+      "hr dev (strategy fd): adopt the socket at fd 3 (LISTEN_FDS=1) instead of binding the port",
+      "hr serve (strategy fd): adopt the socket at fd 3 (LISTEN_FDS=1) instead of binding the port",
+      'hr serve (ready "notify"): send READY=1 to $NOTIFY_SOCKET once serving',
+    ]);
+    expect(requiredChanges({ ...a, capture: false, devStrategy: "proxy", readyType: "tcp" }, d).join("\n")).toContain("bind 127.0.0.1:$PORT");
+    const text = renderConfig(toConfigInput({ ...a, capture: false, readyType: "tcp" }), { ...d, changes: requiredChanges({ ...a, capture: false, readyType: "tcp" }, d) });
+    expect(text).toContain("# The app must change for this config:");
+    expect(text).toContain('net.FileListener(os.NewFile(3, "http"))');
   });
 });
 

@@ -8,9 +8,13 @@ export const init: CommandSpec = {
   name: "init",
   summary: "Detect the project and write a commented hr.toml",
   usage: "hr init [--yes] [--force]",
-  help: `Looks at the project's files (go.mod, package.json, pyproject.toml, requirements.txt,
-Cargo.toml, Makefile), proposes build/run commands, watch rules, a listen socket and
-strategies, asks about each (or not, with --yes) and writes a commented hr.toml.
+  help: `Reads the project (go.mod or *.go, package.json, pyproject.toml, requirements.txt, *.py,
+Cargo.toml, Makefile) and the app's code: the framework, the entry, the port it binds, whether
+it adopts an inherited socket (LISTEN_FDS, fd 3) and which commands exist on PATH. Proposes
+build/run commands, watch rules, a listen socket and strategies — fd for apps that adopt the
+socket, else bind capture (dev: held socket; serve: proxy) — with one line of reasons per
+choice, asks about each (or not, with --yes), says what the app must change (usually
+nothing) and writes a commented hr.toml. Nothing in the project is executed.
 
 Options:
   -y, --yes        write the detected defaults without asking (no TTY needed)
