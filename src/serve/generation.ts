@@ -39,6 +39,7 @@ import type { Logger } from "../log/logger.ts";
 import { lines, spawnChild, type Child, type ExitInfo } from "../process/child.ts";
 import { toArgv } from "../process/command.ts";
 import type { SignalName } from "../process/signals.ts";
+import { CrashBackoff, CRASH_LOOP_WINDOW_MS, MAX_BACKOFF_MS } from "../process/backoff.ts";
 import { needsPort, waitReady, type ReadyResult } from "../readiness/index.ts";
 import type { SocketSet } from "../sockets/handoff.ts";
 import { openNotifySocket, type NotifySocket } from "../sockets/notify.ts";
@@ -74,29 +75,42 @@ export function isTerminal(state: GenerationState): boolean {
 }
 
 // ---------------------------------------------------------------------------
-// Crash backoff (pure, unit-tested)
-
-export const MAX_BACKOFF_MS = 30_000;
-/** A worker that stayed up this long resets its backoff. */
-export const STABLE_AFTER_MS = 10_000;
-/** CRASH_LOOP_COUNT crashes within CRASH_LOOP_WINDOW_MS is reported as a crash loop. */
-export const CRASH_LOOP_COUNT = 5;
-export const CRASH_LOOP_WINDOW_MS = 60_000;
-
-/** Delay before the n-th consecutive replacement (n ≥ 1): base, 2·base, 4·base, … capped at 30 s. */
-export function backoffDelay(baseMs: number, consecutive: number): number {
-  return Math.min(MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, consecutive - 1));
-}
-
-/** Crashes in the window ending at `now` (timestamps in ms). */
-export function crashesInWindow(times: readonly number[], now: number, windowMs = CRASH_LOOP_WINDOW_MS): number {
-  return times.filter((t) => now - t <= windowMs).length;
-}
-
-// ---------------------------------------------------------------------------
 // Workers
 
+/**
+ * One worker slot's state machine (enforced by setWorker()):
+ *
+ *     starting ──probe ok──▶ ready ──crash (generation ready)──▶ backoff ──timer──▶ starting
+ *        │                     │                                   │
+ *        ├──crash (generation ready)──▶ backoff                    │
+ *        └──────────┬──────────┘                                   │
+ *              stopAll│  exit while the generation is not ready,   │
+ *                     ▼  spawn error, cancelled ──────────────────▶ exited
+ *                 stopping ──tree gone──▶ exited
+ */
 export type WorkerState = "starting" | "ready" | "backoff" | "stopping" | "exited";
+
+export const WORKER_TRANSITIONS: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
+  starting: ["ready", "backoff", "stopping", "exited"],
+  ready: ["backoff", "stopping", "exited"],
+  backoff: ["starting", "exited"],
+  stopping: ["exited"],
+  exited: [],
+};
+
+export class IllegalWorkerTransition extends Error {
+  override name = "IllegalWorkerTransition";
+  constructor(readonly from: WorkerState, readonly to: WorkerState) {
+    super(`illegal worker transition ${from} → ${to} (allowed from ${from}: ${WORKER_TRANSITIONS[from].join(", ") || "none, terminal"})`);
+  }
+}
+
+/** Moves `slot` to `to` (staying put is allowed); throws IllegalWorkerTransition otherwise. */
+function setWorker(slot: { state: WorkerState }, to: WorkerState): void {
+  if (slot.state === to) return;
+  if (!WORKER_TRANSITIONS[slot.state].includes(to)) throw new IllegalWorkerTransition(slot.state, to);
+  slot.state = to;
+}
 
 const OUTPUT_LINES = 20;
 
@@ -109,9 +123,8 @@ interface WorkerSlot {
   readyAt?: number;
   /** Replacements after crashes. */
   restarts: number;
-  /** Consecutive crashes without a stable run (drives backoff). */
-  consecutive: number;
-  crashTimes: number[];
+  /** Crash history: backoff delay and crash-loop detection (process/backoff.ts). */
+  readonly crashes: CrashBackoff;
   lastExit?: string;
   /** The worker's last output lines (stdout + stderr), for failure reports. */
   output: string[];
@@ -189,6 +202,15 @@ export interface GenerationOptions {
 
 let notifySeq = 0;
 
+/** What one worker start holds besides its slot: ports, and the ipc listeners of the readiness probe. */
+interface WorkerRun {
+  /** proxy: the worker's private PORT. */
+  privatePort?: number;
+  /** The port the readiness probe connects to (tcp/http). */
+  port?: number;
+  ipcSubs: Set<(m: unknown) => void>;
+}
+
 export class Generation {
   readonly number: number;
   private _state: GenerationState = "starting";
@@ -213,8 +235,7 @@ export class Generation {
       state: "starting" as WorkerState,
       startedAt: Date.now(),
       restarts: 0,
-      consecutive: 0,
-      crashTimes: [],
+      crashes: new CrashBackoff(opts.config.serve.restart_backoff),
       output: [],
       lineSubs: new Set(),
     }));
@@ -326,11 +347,11 @@ export class Generation {
         clearTimeout(slot.restartTimer);
         slot.restartTimer = undefined;
         if (!slot.child) {
-          slot.state = "exited";
+          setWorker(slot, "exited");
           return;
         }
         const wasRunning = !slot.child.exitInfo;
-        if (wasRunning) slot.state = "stopping";
+        if (wasRunning) setWorker(slot, "stopping");
         const info = await slot.child.stop({ signal: sig, timeoutMs });
         slot.lastExit ??= info.describe();
         if (wasRunning && info.signal === "SIGKILL" && sig !== "SIGKILL") {
@@ -341,76 +362,112 @@ export class Generation {
             pid: slot.child.pid,
           });
         }
-        slot.state = "exited";
+        setWorker(slot, "exited");
         slot.notify?.close();
       }),
     ).then(() => undefined);
     return this.stopPromise;
   }
 
+  // -------------------------------------------------------------------------
+  // One worker start, by job: reserve → spawn → attach (output, exit) → probe.
+
   /** Spawns one worker into `slot` and waits for it to be ready. Never throws. */
   private async launch(slot: WorkerSlot, signal: AbortSignal): Promise<ReadyResult> {
-    const cfg = this.cfg;
-    const ready = cfg.serve.ready;
-    const source = `${this.name}/w${slot.index}`;
+    this.resetSlot(slot);
+    let run: WorkerRun;
+    try {
+      run = this.reserve(slot);
+    } catch (error) {
+      return this.abandon(slot, undefined, `cannot start: ${(error as Error).message}`);
+    }
+    // Never spawn into a generation that started stopping while we waited.
+    if (signal.aborted) return this.abandon(slot, run, null);
+    let child: Child;
+    try {
+      child = this.spawnWorker(slot, run);
+    } catch (error) {
+      return this.abandon(slot, run, `cannot start: ${(error as Error).message}`);
+    }
+    this.attach(slot, child, run);
+    const result = await this.probe(slot, child, run, signal);
+    // Ready only if nothing (an exit, stopAll) moved the slot on meanwhile.
+    if (result.ok && slot.child === child && !child.exitInfo && slot.state === "starting") {
+      setWorker(slot, "ready");
+      slot.readyAt = Date.now();
+      if (run.privatePort !== undefined) this.opts.onWorkerReady?.({ worker: slot.index, pid: child.pid, port: run.privatePort });
+    }
+    return result;
+  }
+
+  private resetSlot(slot: WorkerSlot): void {
     slot.notify?.close();
     slot.notify = undefined;
-    slot.state = "starting";
+    setWorker(slot, "starting");
     slot.startedAt = Date.now();
     slot.readyAt = undefined;
-    let child: Child;
-    let port: number | undefined;
-    let privatePort: number | undefined;
-    const ipcSubs = new Set<(m: unknown) => void>();
-    try {
-      if (ready.type === "notify") {
-        slot.notify = openNotifySocket(join(this.opts.runtimeDir, `g${this.number}w${slot.index}.${++notifySeq}.sock`));
-      }
-      if (this.opts.workerPort) privatePort = this.opts.workerPort();
-      if (needsPort(ready.type)) port = ready.port ?? (ready.type === "tcp" && privatePort !== undefined ? privatePort : freePort());
-      // Never spawn into a generation that started stopping while we waited.
-      if (signal.aborted) {
-        slot.notify?.close();
-        slot.notify = undefined;
-        slot.state = "exited";
-        if (privatePort !== undefined) this.opts.onWorkerExit?.({ worker: slot.index, pid: 0, port: privatePort });
-        return { ok: false, ms: 0, kind: "aborted", reason: "cancelled" };
-      }
-      const env: Record<string, string | undefined> = {
-        ...this.opts.baseEnv,
-        ...cfg.run.env,
-        ...this.opts.sockets.appEnv(),
-        HR_GENERATION: String(this.number),
-        HR_WORKER: String(slot.index),
-        HR_WORKERS: String(cfg.serve.workers),
-        NOTIFY_SOCKET: slot.notify?.path,
-        HR_HEALTH_PORT: port !== undefined && port !== privatePort ? String(port) : undefined,
-        ...(privatePort !== undefined ? { PORT: String(privatePort) } : {}),
-      };
-      const argv = toArgv(cfg.run.cmd);
-      // The LISTEN_PID shim would turn "not found" into exit 127: check the program first.
-      if (!Bun.which(argv[0]!, { PATH: env.PATH ?? "", cwd: this.opts.root })) {
-        throw new Error(`${JSON.stringify(argv[0])}: ${argv[0]!.includes("/") ? `no such file or not executable (cwd ${this.opts.root})` : "not found in PATH (or not executable)"}`);
-      }
-      child = spawnChild({
-        argv: this.opts.sockets.wrapArgv(argv),
-        cwd: this.opts.root,
-        env,
-        extraFds: this.opts.sockets.fds,
-        stdout: "pipe",
-        stderr: "pipe",
-        dieWithParent: true,
-        ipc: ready.type === "ipc" ? (m) => ipcSubs.forEach((cb) => cb(m)) : undefined,
-      });
-    } catch (error) {
-      slot.notify?.close();
-      slot.notify = undefined;
-      slot.state = "exited";
-      if (privatePort !== undefined) this.opts.onWorkerExit?.({ worker: slot.index, pid: 0, port: privatePort });
-      const reason = `cannot start: ${(error as Error).message}`;
-      slot.lastExit = reason;
-      return { ok: false, ms: 0, kind: "probe", reason };
+  }
+
+  /** The worker's notify socket, private PORT (proxy) and probe port. */
+  private reserve(slot: WorkerSlot): WorkerRun {
+    const ready = this.cfg.serve.ready;
+    if (ready.type === "notify") {
+      slot.notify = openNotifySocket(join(this.opts.runtimeDir, `g${this.number}w${slot.index}.${++notifySeq}.sock`));
     }
+    const privatePort = this.opts.workerPort?.();
+    const port = needsPort(ready.type) ? (ready.port ?? (ready.type === "tcp" && privatePort !== undefined ? privatePort : freePort())) : undefined;
+    return { privatePort, port, ipcSubs: new Set() };
+  }
+
+  /** The slot gets no process (cancelled: reason null, or could not spawn): release what reserve() took. */
+  private abandon(slot: WorkerSlot, run: WorkerRun | undefined, reason: string | null): ReadyResult {
+    slot.notify?.close();
+    slot.notify = undefined;
+    setWorker(slot, "exited");
+    if (run?.privatePort !== undefined) this.opts.onWorkerExit?.({ worker: slot.index, pid: 0, port: run.privatePort });
+    if (reason === null) return { ok: false, ms: 0, kind: "aborted", reason: "cancelled" };
+    slot.lastExit = reason;
+    return { ok: false, ms: 0, kind: "probe", reason };
+  }
+
+  private workerEnv(slot: WorkerSlot, run: WorkerRun): Record<string, string | undefined> {
+    const cfg = this.cfg;
+    return {
+      ...this.opts.baseEnv,
+      ...cfg.run.env,
+      ...this.opts.sockets.appEnv(),
+      HR_GENERATION: String(this.number),
+      HR_WORKER: String(slot.index),
+      HR_WORKERS: String(cfg.serve.workers),
+      NOTIFY_SOCKET: slot.notify?.path,
+      HR_HEALTH_PORT: run.port !== undefined && run.port !== run.privatePort ? String(run.port) : undefined,
+      ...(run.privatePort !== undefined ? { PORT: String(run.privatePort) } : {}),
+    };
+  }
+
+  /** Throws when the program is missing or cannot be spawned. */
+  private spawnWorker(slot: WorkerSlot, run: WorkerRun): Child {
+    const env = this.workerEnv(slot, run);
+    const argv = toArgv(this.cfg.run.cmd);
+    // The LISTEN_PID shim would turn "not found" into exit 127: check the program first.
+    if (!Bun.which(argv[0]!, { PATH: env.PATH ?? "", cwd: this.opts.root })) {
+      throw new Error(`${JSON.stringify(argv[0])}: ${argv[0]!.includes("/") ? `no such file or not executable (cwd ${this.opts.root})` : "not found in PATH (or not executable)"}`);
+    }
+    return spawnChild({
+      argv: this.opts.sockets.wrapArgv(argv),
+      cwd: this.opts.root,
+      env,
+      extraFds: this.opts.sockets.fds,
+      stdout: "pipe",
+      stderr: "pipe",
+      dieWithParent: true,
+      ipc: this.cfg.serve.ready.type === "ipc" ? (m) => run.ipcSubs.forEach((cb) => cb(m)) : undefined,
+    });
+  }
+
+  /** Output to the log (and the slot's last lines), exit to onExit(). */
+  private attach(slot: WorkerSlot, child: Child, run: WorkerRun): void {
+    const source = `${this.name}/w${slot.index}`;
     slot.child = child;
     this.opts.onProcessesChanged?.();
     this.log.debug(`${source} spawned pid ${child.pid}`, { event: "worker", generation: this.number, worker: slot.index, pid: child.pid });
@@ -426,36 +483,37 @@ export class Generation {
     pump(child.stdout, "stdout");
     pump(child.stderr, "stderr");
     void child.exited.then((info) => {
-      if (privatePort !== undefined) this.opts.onWorkerExit?.({ worker: slot.index, pid: child.pid, port: privatePort });
+      if (run.privatePort !== undefined) this.opts.onWorkerExit?.({ worker: slot.index, pid: child.pid, port: run.privatePort });
       this.onExit(slot, child, info);
     });
+  }
 
+  /** The readiness probe (readiness/); the notify socket is closed once it is over. */
+  private async probe(slot: WorkerSlot, child: Child, run: WorkerRun, signal: AbortSignal): Promise<ReadyResult> {
     const result = await waitReady({
-      config: ready,
+      config: this.cfg.serve.ready,
       exited: child.exited,
       signal,
       notify: slot.notify,
       onIpc: (cb) => {
-        ipcSubs.add(cb);
-        return () => ipcSubs.delete(cb);
+        run.ipcSubs.add(cb);
+        return () => run.ipcSubs.delete(cb);
       },
       onLine: (cb) => {
         slot.lineSubs.add(cb);
         return () => slot.lineSubs.delete(cb);
       },
       host: "127.0.0.1",
-      port,
+      port: run.port,
     });
     // The notify socket has done its job; a worker that sends more gets ECONNREFUSED, which sd_notify ignores.
     slot.notify?.close();
     slot.notify = undefined;
-    if (result.ok && slot.child === child && !child.exitInfo) {
-      slot.state = "ready";
-      slot.readyAt = Date.now();
-      if (privatePort !== undefined) this.opts.onWorkerReady?.({ worker: slot.index, pid: child.pid, port: privatePort });
-    }
     return result;
   }
+
+  // -------------------------------------------------------------------------
+  // Exits and crash replacement (invariant 4)
 
   private onExit(slot: WorkerSlot, child: Child, info: ExitInfo): void {
     this.opts.onProcessesChanged?.();
@@ -464,52 +522,51 @@ export class Generation {
     slot.notify?.close();
     slot.notify = undefined;
     if (this._state !== "ready" || this.life.signal.aborted) {
-      if (slot.state !== "stopping") slot.state = "exited";
+      if (slot.state !== "stopping") setWorker(slot, "exited");
       return;
     }
     // A crash of the live generation: replace the worker, same generation number.
-    const now = Date.now();
-    const upMs = now - slot.startedAt;
-    if (upMs >= STABLE_AFTER_MS) slot.consecutive = 0;
-    slot.consecutive++;
-    slot.crashTimes = [...slot.crashTimes.filter((t) => now - t <= CRASH_LOOP_WINDOW_MS), now];
-    const delay = backoffDelay(this.cfg.serve.restart_backoff, slot.consecutive);
+    const upMs = Date.now() - slot.startedAt;
+    const crash = slot.crashes.crashed(upMs);
     const source = `${this.name}/w${slot.index}`;
     const tail = slot.output.slice(-OUTPUT_LINES);
-    slot.state = "backoff";
-    const recent = crashesInWindow(slot.crashTimes, now);
-    this.log.warn(`${source} (pid ${child.pid}) ${info.describe()} after ${formatMs(upMs)}; replacing it in ${formatMs(delay)}`, {
+    setWorker(slot, "backoff");
+    this.log.warn(`${source} (pid ${child.pid}) ${info.describe()} after ${formatMs(upMs)}; replacing it in ${formatMs(crash.delayMs)}`, {
       event: "worker_crash",
       generation: this.number,
       worker: slot.index,
       pid: child.pid,
       exit: info.describe(),
       uptimeMs: upMs,
-      backoffMs: delay,
+      backoffMs: crash.delayMs,
       output: tail,
     });
-    if (recent >= CRASH_LOOP_COUNT) {
+    if (crash.loop) {
       this.log.error(
-        `CRASH LOOP: ${source} crashed ${recent} times in the last ${CRASH_LOOP_WINDOW_MS / 1000}s (last: ${info.describe()}); still retrying with backoff up to ${MAX_BACKOFF_MS / 1000}s.${tail.length ? `\n  last output:\n${tail.map((l) => `    | ${l}`).join("\n")}` : ""}`,
-        { event: "crash_loop", generation: this.number, worker: slot.index, crashes: recent, windowMs: CRASH_LOOP_WINDOW_MS },
+        `CRASH LOOP: ${source} crashed ${crash.recent} times in the last ${CRASH_LOOP_WINDOW_MS / 1000}s (last: ${info.describe()}); still retrying with backoff up to ${MAX_BACKOFF_MS / 1000}s.${tail.length ? `\n  last output:\n${tail.map((l) => `    | ${l}`).join("\n")}` : ""}`,
+        { event: "crash_loop", generation: this.number, worker: slot.index, crashes: crash.recent, windowMs: CRASH_LOOP_WINDOW_MS },
       );
     }
     // Sweep anything the dead worker left in its process group.
     void child.stop({ signal: "SIGKILL", timeoutMs: 0 });
-    slot.restartTimer = setTimeout(() => {
-      slot.restartTimer = undefined;
-      if (this._state !== "ready" || this.life.signal.aborted) return;
-      slot.restarts++;
-      void this.launch(slot, this.life.signal).then((r) => {
-        if (r.ok) {
-          this.log.info(`${source} replaced: pid ${slot.child?.pid} ready in ${r.ms} ms`, { event: "worker_replaced", generation: this.number, worker: slot.index, pid: slot.child?.pid, durationMs: r.ms });
-        } else if (r.kind !== "aborted" && r.kind !== "exited") {
-          // Not ready in time (an exit is handled by onExit): stop it; its exit counts as a crash.
-          this.log.warn(`${source} replacement not ready: ${r.reason}`);
-          void slot.child?.stop({ signal: this.cfg.run.stop_signal as SignalName, timeoutMs: this.cfg.serve.drain_timeout });
-        }
-      });
-    }, delay);
+    slot.restartTimer = setTimeout(() => this.replace(slot), crash.delayMs);
+  }
+
+  /** The backoff is over: start a new process in the slot (only while the generation is live). */
+  private replace(slot: WorkerSlot): void {
+    slot.restartTimer = undefined;
+    if (this._state !== "ready" || this.life.signal.aborted) return;
+    const source = `${this.name}/w${slot.index}`;
+    slot.restarts++;
+    void this.launch(slot, this.life.signal).then((r) => {
+      if (r.ok) {
+        this.log.info(`${source} replaced: pid ${slot.child?.pid} ready in ${r.ms} ms`, { event: "worker_replaced", generation: this.number, worker: slot.index, pid: slot.child?.pid, durationMs: r.ms });
+      } else if (r.kind !== "aborted" && r.kind !== "exited") {
+        // Not ready in time (an exit is handled by onExit): stop it; its exit counts as a crash.
+        this.log.warn(`${source} replacement not ready: ${r.reason}`);
+        void slot.child?.stop({ signal: this.cfg.run.stop_signal as SignalName, timeoutMs: this.cfg.serve.drain_timeout });
+      }
+    });
   }
 
   status(): GenerationStatus {
@@ -527,7 +584,7 @@ export class Generation {
         state: s.state,
         uptimeMs: s.child && !s.child.exitInfo ? now - s.startedAt : null,
         restarts: s.restarts,
-        recentCrashes: crashesInWindow(s.crashTimes, now),
+        recentCrashes: s.crashes.recent(now),
         ...(s.lastExit ? { lastExit: s.lastExit } : {}),
         ...(s.warning ? { warning: s.warning } : {}),
       })),

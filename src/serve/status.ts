@@ -1,6 +1,6 @@
 /** Human-readable `hr status` (also printed to the log on SIGUSR1). */
 import type { ReloadRecord, ServeStatus } from "../control/protocol.ts";
-import { CRASH_LOOP_COUNT } from "./generation.ts";
+import { CRASH_LOOP_COUNT } from "../process/backoff.ts";
 import { formatMs } from "../config/duration.ts";
 
 function reloadLine(r: ReloadRecord): string {

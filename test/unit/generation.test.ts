@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { validate } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/schema.ts";
 import { Logger } from "../../src/log/logger.ts";
-import { backoffDelay, crashesInWindow, Generation, IllegalTransition, isTerminal, transition, TRANSITIONS, type GenerationState } from "../../src/serve/generation.ts";
+import { backoffDelay, CrashBackoff, crashesInWindow } from "../../src/process/backoff.ts";
+import { Generation, IllegalTransition, isTerminal, transition, TRANSITIONS, WORKER_TRANSITIONS, type GenerationState, type WorkerState } from "../../src/serve/generation.ts";
 import { openSockets } from "../../src/sockets/handoff.ts";
 
 const STATES: GenerationState[] = ["starting", "ready", "draining", "exited", "failed"];
@@ -36,6 +37,19 @@ describe("generation state machine", () => {
   });
 });
 
+describe("worker state machine", () => {
+  test("exactly the documented transitions: exited is terminal, stopping only ends, backoff only restarts or ends", () => {
+    const legal: Record<WorkerState, WorkerState[]> = {
+      starting: ["ready", "backoff", "stopping", "exited"],
+      ready: ["backoff", "stopping", "exited"],
+      backoff: ["starting", "exited"],
+      stopping: ["exited"],
+      exited: [],
+    };
+    expect(WORKER_TRANSITIONS).toEqual(legal);
+  });
+});
+
 describe("crash backoff", () => {
   test("doubles from restart_backoff, capped at 30 s", () => {
     expect([1, 2, 3, 4, 5].map((n) => backoffDelay(500, n))).toEqual([500, 1000, 2000, 4000, 8000]);
@@ -45,6 +59,17 @@ describe("crash backoff", () => {
   test("crash-loop window counts only recent crashes", () => {
     const now = 100_000;
     expect(crashesInWindow([now - 70_000, now - 50_000, now - 1000, now], now)).toBe(3);
+  });
+  test("one policy: consecutive crashes double the delay, a stable run (10 s) or reset() starts over, 5 in a minute is a loop", () => {
+    const b = new CrashBackoff(500);
+    let t = 1_000_000;
+    expect([1, 2, 3, 4].map(() => b.crashed(100, (t += 1000)).delayMs)).toEqual([500, 1000, 2000, 4000]);
+    const fifth = b.crashed(100, (t += 1000));
+    expect(fifth).toMatchObject({ delayMs: 8000, consecutive: 5, recent: 5, loop: true });
+    expect(b.crashed(10_000, (t += 1000)).delayMs).toBe(500); // stayed up 10 s
+    b.reset();
+    expect(b.crashed(100, (t += 1000)).consecutive).toBe(1);
+    expect(b.recent(t + 61_000)).toBe(0);
   });
 });
 
