@@ -10,16 +10,28 @@
  *     start a new one that binds the port itself),
  *   - `pm2 reload` in cluster mode, 2 instances, wait_ready (examples/node-http/ecosystem.config.cjs),
  *
+ * and the same for naive apps (test/fixtures/naive: Bun.serve + `await server.stop()`,
+ * node:http + `server.close()`, Go net/http + `Shutdown()`, Python http.server,
+ * node exiting at once on SIGTERM — no drain code, no readiness signal): `hr serve`
+ * with strategy proxy and 2 workers (ready.type tcp), stop-then-start, and for the
+ * node apps `pm2 reload` in cluster mode (2 instances, no wait_ready: the apps send
+ * no "ready"; pm2 cannot cluster non-node apps). Their rows go to
+ * bench/results/zero-downtime-naive.json and their own docs section;
+ *
  * and measures failed requests by error kind, p50/p99 latency of requests started
  * in the steady phase (load, no reload yet) vs inside reload windows (reload
  * requested → new generation serving), reload durations, and the idle footprint
  * (RSS, CPU over 60 s) of hr's master vs PM2's God daemon with 2 workers each.
  *
  *   bun scripts/bench/zero-downtime.ts [--quick] [--reloads 20] [--idle 60] [--hr dist/hr]
- *                                      [--only hr-fd-1,naive,pm2,idle] [--out …json] [--docs …md] [--no-docs]
+ *                                      [--only hr-fd-1,naive,pm2,idle,apps] [--out …json] [--docs …md] [--no-docs]
+ *
+ * --only takes row ids or id prefixes: `apps` = every naive-app row, `apps-go` = the Go
+ * app's rows, `apps-node-http-hr` = one row.
  *
  * --quick: 5 reloads, 2 s steady phase, 10 s idle: a smoke run (results go to $TMPDIR, docs untouched).
- * Needs: node, dist/hr (built if missing), pm2 (installed with `npm i --no-save pm2`
+ * Needs: node, dist/hr (built if missing), go (Debian golang-go; the Go app is built
+ * GOPATH-mode into a temp dir, skipped with a note if go is missing), python3, pm2 (installed with `npm i --no-save pm2`
  * into $TMPDIR/hr-bench-pm2 if not on PATH; PM2_HOME is a temp dir, `pm2 kill` always runs).
  * Loopback only. Every process the script starts carries HR_BENCH_TAG in its
  * environment and is SIGKILLed at the end (process groups, then a /proc sweep).
@@ -28,6 +40,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, freemem, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
+import { connect } from "node:net";
 import { parseArgs } from "node:util";
 import { freePort } from "../../src/sockets/free-port.ts";
 import { npmPeerBin } from "./lib.ts";
@@ -59,7 +72,10 @@ const MIN_GAP_MS = 300; // … but never sooner than this after the previous one
 const CONCURRENCY = 50;
 const HR = resolve(values.hr!);
 const OUT = values.out ?? (QUICK ? join(tmpdir(), "hr-zero-downtime.quick.json") : join(ROOT, "bench/results/zero-downtime.json"));
+const OUT_NAIVE = values.out ? values.out.replace(/(\.json)?$/, "-naive.json") : QUICK ? join(tmpdir(), "hr-zero-downtime-naive.quick.json") : join(ROOT, "bench/results/zero-downtime-naive.json");
 const ONLY = values.only ? new Set(values.only.split(",")) : null;
+/** --only: an id, or a prefix of ids ("apps" → every naive-app row). */
+const selected = (id: string) => !ONLY || [...ONLY].some((o) => id === o || id.startsWith(`${o}-`));
 const TAG = `zd${process.pid}x${Date.now().toString(36)}`;
 const T_START = performance.now();
 const CAP_MS = 25 * 60_000; // hard cap for the whole run
@@ -213,6 +229,37 @@ function appCopy(): string {
   return dir;
 }
 
+// ---------------------------------------------------------------- naive apps
+const NAIVE_DIR = join(ROOT, "test", "fixtures", "naive");
+interface NaiveApp {
+  id: string;
+  label: string;
+  /** argv; PORT comes from the environment. */
+  cmd: () => string[];
+  /** pm2 cluster mode can run it (a node script). */
+  pm2?: string;
+}
+let goBin: string | undefined;
+function goApp(): string {
+  if (goBin) return goBin;
+  const dir = mkdtempSync(join(tmpdir(), "hr-zd-go-"));
+  const r = spawnSync("go", ["build", "-o", join(dir, "go-http"), "."], {
+    cwd: join(NAIVE_DIR, "go-http"),
+    env: { ...process.env, GO111MODULE: "off", GOPATH: join(dir, "gopath"), GOCACHE: join(dir, "gocache"), GOFLAGS: "" },
+    encoding: "utf8",
+    timeout: 180_000,
+  });
+  if (r.status !== 0) throw new Error(`go build of test/fixtures/naive/go-http failed (is golang-go installed?): ${(r.stderr ?? r.error?.message ?? "").slice(-300)}`);
+  return (goBin = join(dir, "go-http"));
+}
+const NAIVE_APPS: NaiveApp[] = [
+  { id: "bun-serve", label: "Bun.serve, `await server.stop()`", cmd: () => [process.execPath, join(NAIVE_DIR, "bun-serve.ts")] },
+  { id: "node-http", label: "node:http, `server.close()`", cmd: () => ["node", join(NAIVE_DIR, "node-http.mjs")], pm2: join(NAIVE_DIR, "node-http.mjs") },
+  { id: "go", label: "Go net/http, `srv.Shutdown(ctx)`", cmd: () => [goApp()] },
+  { id: "python", label: "Python http.server, no SIGTERM handler", cmd: () => ["python3", join(NAIVE_DIR, "python-http.py")] },
+  { id: "exit-now", label: "node:http, `process.exit(0)` on SIGTERM", cmd: () => ["node", join(NAIVE_DIR, "exit-now.mjs")], pm2: join(NAIVE_DIR, "exit-now.mjs") },
+];
+
 /** serve.strategy values the binary under test accepts (its JSON Schema). */
 function serveStrategies(): string[] {
   try {
@@ -224,9 +271,9 @@ function serveStrategies(): string[] {
   }
 }
 
-function hrToml(port: number, strategy: string, workers: number) {
+function hrToml(port: number, strategy: string, workers: number, app?: NaiveApp) {
   return `[run]
-cmd = ["node", "server.mjs"]
+cmd = ${JSON.stringify(app ? app.cmd() : ["node", "server.mjs"])}
 stop_signal = "SIGTERM"
 
 [[listen]]
@@ -236,7 +283,7 @@ address = "127.0.0.1:${port}"
 [serve]
 strategy = "${strategy}"
 workers = ${workers}
-ready = { type = "ipc", timeout = "20s" }
+ready = { type = "${app ? "tcp" : "ipc"}", timeout = "20s" }
 drain_timeout = "10s"
 `;
 }
@@ -266,10 +313,10 @@ interface Target {
 
 class NotImplemented extends Error {}
 
-async function startHr(strategy: string, workers: number): Promise<Target> {
-  const dir = appCopy();
+async function startHr(strategy: string, workers: number, app?: NaiveApp): Promise<Target> {
+  const dir = app ? mkdtempSync(join(tmpdir(), "hr-zd-naive-")) : appCopy();
   const port = freePort();
-  writeFileSync(join(dir, "hr.toml"), hrToml(port, strategy, workers));
+  writeFileSync(join(dir, "hr.toml"), hrToml(port, strategy, workers, app));
   const env = { XDG_RUNTIME_DIR: join(dir, "run") };
   const logFile = join(dir, "hr.log");
   const proc = spawnTracked([HR, "serve"], { cwd: dir, env, stdout: logFile });
@@ -314,7 +361,7 @@ async function startHr(strategy: string, workers: number): Promise<Target> {
     url,
     alive: () => !exited,
     why,
-    info: { port, strategy, workers, ready: "ipc", pid: proc.pid },
+    info: { port, strategy, workers, ready: app ? "tcp" : "ipc", pid: proc.pid, ...(app ? { app: app.id, cmd: app.cmd() } : {}) },
     async reload() {
       const r = await hr(["reload", "--wait", "--json"]);
       let json: any = null;
@@ -345,19 +392,43 @@ async function startHr(strategy: string, workers: number): Promise<Target> {
   };
 }
 
-async function startNaive(): Promise<Target> {
-  const dir = appCopy();
+/** Resolves once 127.0.0.1:port accepts a connection (an app that prints nothing when it is up). */
+async function waitPort(port: number, timeoutMs: number, alive: () => boolean): Promise<void> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < timeoutMs) {
+    if (!alive()) throw new Error("process exited before listening");
+    const ok = await new Promise<boolean>((res) => {
+      const s = connect(port, "127.0.0.1");
+      s.once("connect", () => (s.destroy(), res(true)));
+      s.once("error", () => (s.destroy(), res(false)));
+    });
+    if (ok) return;
+    await sleep(10);
+  }
+  throw new Error(`port ${port} not listening within ${timeoutMs} ms`);
+}
+
+async function startNaive(app?: NaiveApp): Promise<Target> {
+  const dir = app ? mkdtempSync(join(tmpdir(), "hr-zd-naive-")) : appCopy();
   const port = freePort();
   const start = async () => {
-    const p = spawnTracked(["node", "server.mjs"], { cwd: dir, env: { PORT: String(port) }, stdout: "pipe" });
-    const lines = lineWatcher(p.stdout as ReadableStream<Uint8Array>);
-    await lines.wait(/listening on/, 20_000);
+    const p = spawnTracked(app ? app.cmd() : ["node", "server.mjs"], { cwd: dir, env: { PORT: String(port) }, stdout: "pipe" });
+    if (app) {
+      let exited = false;
+      void p.exited.then(() => (exited = true));
+      await waitPort(port, 20_000, () => !exited);
+    } else {
+      const lines = lineWatcher(p.stdout as ReadableStream<Uint8Array>);
+      await lines.wait(/listening on/, 20_000);
+    }
     return p;
   };
   let proc = await start();
   return {
     url: `http://127.0.0.1:${port}/`,
-    info: { port, how: "SIGTERM the node process, wait for its exit, start a new `node server.mjs` (binds PORT itself)" },
+    info: app
+      ? { port, app: app.id, how: `SIGTERM the app, wait for its exit, start a new one (\`${app.cmd().join(" ")}\`, binds PORT itself)` }
+      : { port, how: "SIGTERM the node process, wait for its exit, start a new `node server.mjs` (binds PORT itself)" },
     async reload() {
       const t0 = performance.now();
       try {
@@ -385,9 +456,16 @@ async function startNaive(): Promise<Target> {
 
 const pm2Bin = () => npmPeerBin("pm2");
 
-async function startPm2(instances = 2): Promise<Target> {
+async function startPm2(instances = 2, app?: NaiveApp): Promise<Target> {
   const pm2 = pm2Bin();
   const dir = appCopy();
+  if (app) {
+    // The naive app as pm2's docs run a node server in cluster mode: no wait_ready (it sends no "ready").
+    writeFileSync(
+      join(dir, "ecosystem.config.cjs"),
+      `module.exports = { apps: [{ name: "node-http", script: ${JSON.stringify(app.pm2)}, exec_mode: "cluster", instances: ${instances}, kill_timeout: 10000, env: { PORT: process.env.PORT } }] };\n`,
+    );
+  }
   const home = mkdtempSync(join(tmpdir(), "hr-zd-pm2home-"));
   const port = freePort();
   const env = { PM2_HOME: home, PORT: String(port), PM2_INSTANCES: String(instances) };
@@ -414,7 +492,9 @@ async function startPm2(instances = 2): Promise<Target> {
   const god = () => Number(readFileSync(join(home, "pm2.pid"), "utf8").trim());
   return {
     url: `http://127.0.0.1:${port}/`,
-    info: { port, instances, exec_mode: "cluster", wait_ready: true, listen_timeout: 10000, kill_timeout: 10000, config: "examples/node-http/ecosystem.config.cjs" },
+    info: app
+      ? { port, instances, exec_mode: "cluster", wait_ready: false, kill_timeout: 10000, app: app.id, script: app.pm2 }
+      : { port, instances, exec_mode: "cluster", wait_ready: true, listen_timeout: 10000, kill_timeout: 10000, config: "examples/node-http/ecosystem.config.cjs" },
     async reload() {
       const r = await cmd(["reload", "node-http"], 120_000);
       const ok = r.code === 0;
@@ -574,6 +654,9 @@ async function idle(): Promise<Record<string, unknown>> {
 // ---------------------------------------------------------------- main
 interface CaseDef {
   id: string;
+  /** "example": examples/node-http (drains itself); "naive": a test/fixtures/naive app. */
+  group: "example" | "naive";
+  app?: NaiveApp;
   tool: string;
   strategy: string;
   workers: number;
@@ -582,10 +665,15 @@ interface CaseDef {
 
 const cases: CaseDef[] = [];
 for (const s of serveStrategies()) {
-  for (const w of s === "fd" ? [1, 2] : [2]) cases.push({ id: `hr-${s}-${w}`, tool: "hr serve", strategy: s, workers: w, start: () => startHr(s, w) });
+  for (const w of s === "fd" ? [1, 2] : [2]) cases.push({ id: `hr-${s}-${w}`, group: "example", tool: "hr serve", strategy: s, workers: w, start: () => startHr(s, w) });
 }
-cases.push({ id: "naive", tool: "stop-then-start", strategy: "SIGTERM, wait, start", workers: 1, start: startNaive });
-cases.push({ id: "pm2", tool: "pm2 reload", strategy: "cluster, wait_ready", workers: 2, start: () => startPm2(2) });
+cases.push({ id: "naive", group: "example", tool: "stop-then-start", strategy: "SIGTERM, wait, start", workers: 1, start: () => startNaive() });
+cases.push({ id: "pm2", group: "example", tool: "pm2 reload", strategy: "cluster, wait_ready", workers: 2, start: () => startPm2(2) });
+for (const app of NAIVE_APPS) {
+  cases.push({ id: `apps-${app.id}-hr`, group: "naive", app, tool: "hr serve", strategy: "proxy", workers: 2, start: () => startHr("proxy", 2, app) });
+  cases.push({ id: `apps-${app.id}-stop-start`, group: "naive", app, tool: "stop-then-start", strategy: "SIGTERM, wait, start", workers: 1, start: () => startNaive(app) });
+  if (app.pm2) cases.push({ id: `apps-${app.id}-pm2`, group: "naive", app, tool: "pm2 reload", strategy: "cluster, no wait_ready", workers: 2, start: () => startPm2(2, app) });
+}
 
 const git = (args: string[]) => spawnSync("git", args, { cwd: ROOT, encoding: "utf8" }).stdout?.trim() ?? "";
 const meta = {
@@ -644,9 +732,9 @@ try {
   };
   log(`zero-downtime: ${RELOADS} reloads per row, ${CONCURRENCY} connections; ${meta.versions.hr}; load ${meta.machine.loadavgAtStart}`);
   for (const c of cases) {
-    if (ONLY && !ONLY.has(c.id)) continue;
+    if (!selected(c.id)) continue;
     process.stderr.write(`${c.id} (${c.tool}, ${c.strategy}, ${c.workers} worker(s)) … `);
-    const base = { id: c.id, tool: c.tool, strategy: c.strategy, workers: c.workers, loadavgBefore: loadavg() };
+    const base = { id: c.id, group: c.group, ...(c.app ? { app: c.app.id, appLabel: c.app.label } : {}), tool: c.tool, strategy: c.strategy, workers: c.workers, loadavgBefore: loadavg() };
     let t: Target | undefined;
     try {
       t = await c.start();
@@ -667,7 +755,7 @@ try {
       await sleep(500);
     }
   }
-  if (!ONLY || ONLY.has("idle")) {
+  if (selected("idle")) {
     process.stderr.write(`idle footprint, 2 workers each, ${IDLE_S} s … `);
     try {
       idleResult = await idle();
@@ -687,10 +775,30 @@ try {
 }
 
 const totalS = round((performance.now() - T_START) / 1000, 1);
-const doc = { ...meta, loadavgAtEnd: loadavg(), totalSeconds: totalS, results, idle: idleResult };
-mkdirSync(join(OUT, ".."), { recursive: true });
-writeFileSync(OUT, `${JSON.stringify(doc, null, 2)}\n`);
-log(`wrote ${OUT}`);
+const exampleResults = results.filter((r) => r.group === "example");
+const naiveResults = results.filter((r) => r.group === "naive");
+const ranExamples = exampleResults.length > 0 || idleResult !== null;
+const doc = { ...meta, loadavgAtEnd: loadavg(), totalSeconds: totalS, results: exampleResults, idle: idleResult };
+if (ranExamples) {
+  mkdirSync(join(OUT, ".."), { recursive: true });
+  writeFileSync(OUT, `${JSON.stringify(doc, null, 2)}\n`);
+  log(`wrote ${OUT}`);
+}
+const naiveDoc = {
+  ...meta,
+  method: {
+    ...meta.method,
+    app: "test/fixtures/naive/* (no drain code, no readiness signal; see its README); hr: serve.strategy proxy, ready.type tcp on the private PORT; pm2: cluster mode without wait_ready (node apps only)",
+  },
+  loadavgAtEnd: loadavg(),
+  totalSeconds: totalS,
+  results: naiveResults,
+};
+if (naiveResults.length) {
+  mkdirSync(join(OUT_NAIVE, ".."), { recursive: true });
+  writeFileSync(OUT_NAIVE, `${JSON.stringify(naiveDoc, null, 2)}\n`);
+  log(`wrote ${OUT_NAIVE}`);
+}
 
 // ---------------------------------------------------------------- markdown
 const fmtErrors = (e: Record<string, number>) =>
@@ -699,16 +807,18 @@ const fmtErrors = (e: Record<string, number>) =>
     .map(([k, v]) => `${v} ${k}`)
     .join(", ");
 const commitShort = meta.versions.hr?.match(/\(([0-9a-f]{7,}(?:-dirty)?)/)?.[1] ?? meta.commit.slice(0, 12); // the binary's commit
-const rows = results.map((r: any) => {
-  const head = `| ${r.tool} | ${r.strategy} | ${r.workers}`;
+const row = (r: any, naive = false) => {
+  const head = `${naive ? `| ${r.appLabel} ` : ""}| ${r.tool} | ${r.strategy} | ${r.workers}`;
   if (r.status === "not implemented") return `${head} | not implemented at ${commitShort} | | | | | | |`;
   if (r.status !== "ok") return `${head} | failed: ${String(r.error).replace(/\|/g, "/").replace(/\s+/g, " ").slice(0, 240)} | | | | | | |`;
   const L = r.latencyMs;
   const failed = r.failed ? `**${r.failed}** (${fmtErrors(r.errors)})` : "**0**";
   const rl = `${r.reloads.medianMs} / ${r.reloads.maxMs}${r.reloads.failed ? ` (${r.reloads.failed} failed)` : ""}`;
   const goal = r.goalMet ? "**met**" : `not met (${[r.failed ? "failures" : "", r.p99Ratio > 2 ? `p99 ×${r.p99Ratio}` : ""].filter(Boolean).join(", ") || "reload failed"})`;
+  if (naive) return `${head} | ${r.reloads.count} / ${r.requests.toLocaleString("en-US")} | ${failed} | ${L.steady.p99} / ${L.reloadWindows.p99} | ${rl} | ${r.failed === 0 && r.reloads.failed === 0 ? "**met**" : "not met"} |`;
   return `${head} | ${r.reloads.count} / ${r.requests.toLocaleString("en-US")} | ${failed} | ${L.steady.p50} / ${L.steady.p99} | ${L.reloadWindows.p50} / ${L.reloadWindows.p99} (×${r.p99Ratio}) | ${L.reloadPhase.p99} | ${rl} | ${goal} |`;
-});
+};
+const rows = exampleResults.map((r) => row(r));
 const i = idleResult as any;
 const idleRows =
   i && !i.error
@@ -746,13 +856,35 @@ Idle footprint, 2 workers each, ${i?.seconds ?? IDLE_S} s without load (RSS from
 ${idleRows.join("\n")}
 <!-- serve:zero-downtime:end -->`;
 
-if (!values["no-docs"] && !QUICK) {
+const naiveSection = `<!-- serve:zero-downtime-naive:start (generated by scripts/bench/zero-downtime.ts) -->
+## hr serve: zero downtime for apps as they are
+
+The same load and reload schedule (${RELOADS} reloads, ${CONCURRENCY} connections, non-retrying) against apps written the way their
+frameworks' docs write them (test/fixtures/naive: bind PORT, no drain code, no readiness signal — a stock graceful shutdown or
+none). hr: \`serve.strategy = "proxy"\`, 2 workers, ready.type tcp on the private PORT; stop-then-start: SIGTERM, wait
+for the exit, start again; pm2: \`pm2 reload\` in cluster mode, 2 instances, no wait_ready (the apps send no "ready"; pm2
+cannot cluster non-node apps, so only the node apps have a pm2 row). ${meta.date.slice(0, 10)}; ${meta.versions.hr}, node
+${meta.versions.node}, pm2 ${meta.versions.pm2}; load average ${meta.machine.loadavgAtStart} at start.
+Raw numbers: [bench/results/zero-downtime-naive.json](../bench/results/zero-downtime-naive.json). Reproduce: \`bun scripts/bench/zero-downtime.ts --only apps\`.
+
+| app | tool | strategy | workers | reloads / requests | failed | p99 steady / windows ms | reload ms median / max | goal: 0 failed |
+|---|---|---|---|---|---|---|---|---|
+${naiveResults.map((r) => row(r, true)).join("\n")}
+<!-- serve:zero-downtime-naive:end -->`;
+
+/** Replaces the section between its markers in docs/benchmarks.md (or appends it). */
+function writeSection(name: string, text: string) {
   const docs = values.docs!;
-  let text = existsSync(docs) ? readFileSync(docs, "utf8") : "# Benchmarks\n";
-  const re = /<!-- serve:zero-downtime:start[\s\S]*?<!-- serve:zero-downtime:end -->/;
-  text = re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}\n`;
-  writeFileSync(docs, text);
+  let md = existsSync(docs) ? readFileSync(docs, "utf8") : "# Benchmarks\n";
+  const re = new RegExp(`<!-- ${name}:start[\\s\\S]*?<!-- ${name}:end -->`);
+  md = re.test(md) ? md.replace(re, () => text) : `${md.trimEnd()}\n\n${text}\n`;
+  writeFileSync(docs, md);
 }
-console.log(section);
+if (!values["no-docs"] && !QUICK) {
+  if (ranExamples) writeSection("serve:zero-downtime", section);
+  if (naiveResults.length) writeSection("serve:zero-downtime-naive", naiveSection);
+}
+if (ranExamples) console.log(section);
+if (naiveResults.length) console.log(naiveSection);
 log(`zero-downtime: total ${totalS} s`);
 process.exit(0);
