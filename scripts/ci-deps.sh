@@ -5,6 +5,7 @@
 #   - python3: examples/python and the sd_notify receiver used by tests.
 #   - systemd (systemd-socket-activate): tests pass a listening socket at fd 3.
 #   - tmux: the hr init wizard is tested through a real pseudo-terminal.
+#   - gunicorn + python3-flask: `hr init` on a Flask/gunicorn app, run under hr dev and hr serve.
 # Idempotent: does nothing when everything is present. Without root (and no sudo) it
 # only warns: the tests that need a missing tool skip themselves and say why.
 set -euo pipefail
@@ -15,10 +16,12 @@ command -v go >/dev/null 2>&1 || need+=(golang-go)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+[ -x /usr/bin/gunicorn ] || need+=(gunicorn)
+[ -d /usr/lib/python3/dist-packages/flask ] || need+=(python3-flask)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "ci-deps: all present (go, gin, python3, systemd-socket-activate, tmux, setpriv)"
+  echo "ci-deps: all present (go, gin, python3, systemd-socket-activate, tmux, setpriv, gunicorn, flask)"
   exit 0
 fi
 

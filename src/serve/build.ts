@@ -1,7 +1,11 @@
 /** [build] for `hr serve` reloads (serve.build = true): the shared build runner, output prefixed "build". */
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { formatMs } from "../config/duration.ts";
 import { BuildRun, buildSteps, describeStep } from "../process/build.ts";
+import { describe as describeCommand } from "../process/command.ts";
 
 export interface BuildResult {
   ok: boolean;
@@ -42,4 +46,35 @@ export async function runBuild(config: Config, root: string, env: Record<string,
     case "error":
       return { ok: false, ms, error: `build failed (${describeStep(result.step)} could not start: ${result.message})`, output };
   }
+}
+
+/**
+ * Before the first generation: a run.cmd whose program is a path in the project
+ * (["./tmp/app"]) that does not exist yet is built with [build] (whatever serve.build
+ * says), or, with no [build], refused with how to fix it. False: logged, exit 1.
+ * A shell-string command is not inspected (its program is not known before it runs).
+ */
+export async function buildIfMissing(config: Config, root: string, env: Record<string, string | undefined>, log: Logger): Promise<boolean> {
+  const cmd = config.run.cmd;
+  const program = Array.isArray(cmd) ? cmd[0] : undefined;
+  if (!program || !program.includes("/") || existsSync(resolve(root, program))) return true;
+  const hasBuild = Boolean(config.build.cmd || config.build.pre || config.build.post);
+  if (!hasBuild) {
+    log.error(
+      `run.cmd: ${program} does not exist (in ${root}); build it first, or add [build] cmd = "…" to hr.toml and hr serve builds it before the first generation`,
+    );
+    return false;
+  }
+  log.info(`${program} does not exist yet: building it before the first generation ([build] ${describeCommand(config.build.cmd ?? config.build.pre ?? config.build.post!)})`, { event: "build", reason: "missing_binary" });
+  const b = await runBuild(config, root, env, log);
+  if (!b.ok) {
+    log.error(`${b.error ?? "build failed"}; ${program} is still missing, nothing started`);
+    return false;
+  }
+  if (!existsSync(resolve(root, program))) {
+    log.error(`build ok in ${formatMs(b.ms)}, but ${program} still does not exist: does [build] write it there? (run.cmd = ${JSON.stringify(describeCommand(cmd))})`);
+    return false;
+  }
+  log.info(`build ok in ${formatMs(b.ms)}`, { event: "build", state: "ok", durationMs: b.ms });
+  return true;
 }

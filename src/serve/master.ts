@@ -54,14 +54,14 @@ import type { Logger } from "../log/logger.ts";
 import { killAllSync } from "../process/child.ts";
 import type { SocketSet } from "../sockets/handoff.ts";
 import { sdNotify } from "../sockets/systemd.ts";
-import { runBuild } from "./build.ts";
+import { buildIfMissing, runBuild } from "./build.ts";
 import { openStrategy, type ServeStrategy } from "./strategy.ts";
 import { Generation, isTerminal, type StartResult } from "./generation.ts";
 import { formatMs } from "../config/duration.ts";
 import { formatStatus } from "./status.ts";
 import { startSweeper, type Sweeper } from "./sweeper.ts";
 import { SystemdNotifier } from "./systemd.ts";
-import { runUpgrade, stagingSocketPath, takeUpgradeHandoff, type UpgradeHandoff, type UpgradeOutcome } from "./upgrade.ts";
+import { ENV_FROM, runUpgrade, stagingSocketPath, takeUpgradeHandoff, type UpgradeHandoff, type UpgradeOutcome } from "./upgrade.ts";
 import { watchFiles, type FileWatch } from "./watch.ts";
 
 export interface MasterOptions {
@@ -194,6 +194,7 @@ export class Master {
 
   /** Sets up the sockets and the control socket, starts the first generation; resolves with the exit code. */
   async run(): Promise<number> {
+    if (!this.opts.env[ENV_FROM] && !(await buildIfMissing(this.cfg, this.opts.root, this.opts.env, this.log))) return 1;
     if (!(await this.setup())) return 1;
     const first = this.newGeneration();
     this.state = { kind: "starting", first };
