@@ -15,7 +15,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Command, ConfigInput } from "../config/schema.ts";
 
 export type ProjectKind = "go-gin" | "go" | "bun" | "node" | "python" | "rust" | "make" | "generic";
@@ -58,8 +58,10 @@ export interface Detection extends ProjectBasics {
 export interface DetectOptions {
   /** Finds a command on PATH (default: Bun.which with this process's PATH). */
   which?: (cmd: string) => string | null;
-  /** Environment for GOPATH and HOME (default process.env). */
+  /** Environment for GOPATH, GOMODCACHE and HOME (default process.env). */
   env?: Record<string, string | undefined>;
+  /** Where the distribution's Go libraries live (Debian: /usr/share/gocode). */
+  systemGopath?: string;
 }
 
 export const DEFAULT_PORT = 8080;
@@ -105,12 +107,13 @@ interface Ctx {
   missing: string[];
   which: (cmd: string) => string | null;
   env: Record<string, string | undefined>;
+  systemGopath: string;
 }
 
 export function detectProject(dir: string, options: DetectOptions = {}): Detection {
   const env = options.env ?? process.env;
   const which = options.which ?? ((cmd: string) => Bun.which(cmd, { PATH: env.PATH ?? "" }));
-  const ctx: Ctx = { dir, reasons: [], missing: [], which, env };
+  const ctx: Ctx = { dir, reasons: [], missing: [], which, env, systemGopath: options.systemGopath ?? "/usr/share/gocode" };
   const p = detectGo(ctx) ?? detectJs(ctx) ?? detectPython(ctx) ?? detectRust(ctx) ?? detectMake(ctx) ?? generic(ctx);
   return decide(ctx, p);
 }
@@ -184,20 +187,34 @@ function detectGo(ctx: Ctx): Proposal | undefined {
   const go = ctx.which("go");
   if (!go) ctx.missing.push("go");
   let build: Command = ["go", "build", "-o", "./tmp/app", pkg];
+  const module = mod?.match(/^module\s+(\S+)/m)?.[1];
+  const gopaths = (ctx.env.GOPATH ?? join(ctx.env.HOME ?? homedir(), "go")).split(":").filter(Boolean);
+  // Non-standard-library imports of the main package (the module's own packages excluded).
+  const imports = [...new Set([...sources.matchAll(/"([a-z0-9.-]+\.[a-z]{2,}\/[^"\s]+)"/g)].map((m) => m[1]!))].filter(
+    (i) => !module || (i !== module && !i.startsWith(`${module}/`)),
+  );
+  const sys = ctx.systemGopath;
+  const inGopath = (p: string) => [...gopaths, sys].find((g) => existsSync(join(g, "src", p)));
+  const system = imports.length > 0 && imports.every((i) => inGopath(i)) && imports.some((i) => inGopath(i) === sys);
+  const gopathBuild = `GO111MODULE=off ${system ? `GOPATH=$HOME/go:${sys} ` : ""}go build -o ./tmp/app .`;
+  const systemWhy = system ? `; imports found in ${sys} (the distribution's packaged Go libraries), added to GOPATH` : "";
   if (mod !== undefined) {
-    const module = mod.match(/^module\s+(\S+)/m)?.[1];
     reasons.push(`${label}: go.mod${module ? ` (module ${module})` : ""}${gin ? " requires github.com/gin-gonic/gin" : ""}`);
+    // Offline with Debian's packaged libraries: module mode would try to download what GOPATH mode finds.
+    const modCache = ctx.env.GOMODCACHE ?? join(gopaths[0] ?? join(ctx.env.HOME ?? homedir(), "go"), "pkg", "mod");
+    const cached = (i: string) => {
+      const parent = join(modCache, dirname(i));
+      return safeList(parent).some((n) => n.startsWith(`${basename(i)}@`));
+    };
+    const required = [...(mod.matchAll(/^\s*(?:require\s+)?([a-z0-9.-]+\.[a-z]{2,}\/\S+)\s+v\d/gm) ?? [])].map((m) => m[1]!);
+    if (pkg === "." && system && !has(dir, "vendor") && required.length > 0 && !required.some(cached)) {
+      build = gopathBuild;
+      reasons.push("go.mod's requirements are neither vendored nor in the module cache, but Debian's packaged copies are → GOPATH mode (GO111MODULE=off)");
+    }
   } else {
     // GOPATH mode: Go ≥ 1.16 wants a go.mod unless GO111MODULE=off.
-    const imports = [...new Set([...sources.matchAll(/"([a-z0-9.-]+\.[a-z]{2,}\/[^"\s]+)"/g)].map((m) => m[1]!))];
-    const gopaths = (ctx.env.GOPATH ?? join(ctx.env.HOME ?? homedir(), "go")).split(":").filter(Boolean);
-    const found = (p: string) => gopaths.concat(["/usr/share/gocode"]).find((g) => existsSync(join(g, "src", p)));
-    const system = imports.length > 0 && imports.every((i) => found(i)) && imports.some((i) => found(i) === "/usr/share/gocode");
-    const path = system ? "$HOME/go:/usr/share/gocode" : undefined;
-    build = `GO111MODULE=off ${path ? `GOPATH=${path} ` : ""}go build -o ./tmp/app .`;
-    reasons.push(
-      `${label}: ${rootGo.length} .go file${rootGo.length === 1 ? "" : "s"} with package main and no go.mod → GOPATH mode (GO111MODULE=off)${system ? "; imports found in /usr/share/gocode (Debian's packaged Go libraries), added to GOPATH" : ""}`,
-    );
+    build = gopathBuild;
+    reasons.push(`${label}: ${rootGo.length} .go file${rootGo.length === 1 ? "" : "s"} with package main and no go.mod → GOPATH mode (GO111MODULE=off)${systemWhy}`);
   }
   reasons.push(`build: ${typeof build === "string" ? build : build.join(" ")}${pkg !== "." ? ` (main package in ${pkg.slice(2)})` : ""}; run ./tmp/app`);
   return {
@@ -235,10 +252,11 @@ const BUN_PACKAGES = ["elysia", "@types/bun", "bun-types", "bun"];
 function detectJs(ctx: Ctx): Proposal | undefined {
   const { dir, reasons } = ctx;
   const text = read(dir, "package.json");
-  if (text === undefined) return undefined;
+  // No package.json: a lone server.js / index.ts is still a Node or Bun app.
+  if (text === undefined && !JS_ENTRIES.some((f) => has(dir, f))) return undefined;
   let pkg: PackageJson = {};
   try {
-    pkg = JSON.parse(text) as PackageJson;
+    if (text !== undefined) pkg = JSON.parse(text) as PackageJson;
   } catch {
     reasons.push("package.json is not valid JSON; using defaults");
   }
@@ -264,7 +282,7 @@ function detectJs(ctx: Ctx): Proposal | undefined {
   else [isBun, why] = [false, `package.json${lock ? ` with ${lock}` : ""} → Node (${pm})`];
   const framework = ["elysia", "hono", "fastify", "express", "koa"].find((f) => f in deps);
   const label = `${isBun ? "Bun" : "Node"}${framework ? ` (${framework[0]!.toUpperCase()}${framework.slice(1)})` : ts ? " (TypeScript)" : ""}`;
-  reasons.push(`${label}: ${why}`);
+  reasons.push(`${label}: ${text === undefined ? why.replace(/^package\.json/, `${entry?.file ?? "a .js file"}, no package.json`) : why}`);
 
   let build: Command | undefined;
   let run: Command | undefined;
@@ -328,15 +346,15 @@ interface Entry {
   why: string;
 }
 
+const JS_ENTRIES = ["index", "server", "app", "main", "src/index", "src/server", "src/app", "src/main"].flatMap((name) =>
+  ["ts", "js", "mjs", "cjs", "tsx", "mts"].map((ext) => `${name}.${ext}`),
+);
+
 function entryFile(dir: string, pkg: PackageJson): Entry | undefined {
   const main = pkg.module ?? pkg.main;
   if (main && has(dir, main)) return { file: main, why: `package.json "${pkg.module ? "module" : "main"}"` };
-  for (const name of ["index", "server", "app", "main", "src/index", "src/server", "src/app", "src/main"]) {
-    for (const ext of ["ts", "js", "mjs", "cjs", "tsx", "mts"]) {
-      const file = `${name}.${ext}`;
-      if (has(dir, file)) return { file, why: `${file} found` };
-    }
-  }
+  const file = JS_ENTRIES.find((f) => has(dir, f));
+  if (file) return { file, why: `${file} found` };
   if (main) return { file: main, why: `package.json "main"` };
   return undefined;
 }
@@ -404,6 +422,11 @@ function detectPython(ctx: Ctx): Proposal | undefined {
   if (framework === "FastAPI" || framework === "Starlette" || named("uvicorn")) {
     const ref = appRef?.ref ?? "main:app";
     const fd = /uvicorn\b[^\n]*--fd\b/.test(scripts);
+    const runs = !fd ? pyFiles.find((f) => /\buvicorn\.run\(/.test(read(dir, f) ?? "") && mainGuard(f)) : undefined;
+    if (runs) {
+      reasons.push(`run: ${py} ${runs} (it calls uvicorn.run() itself)`);
+      return { ...base, label, run: [py, runs], frameworkPort: { port: 8000, why: "uvicorn.run()'s default (8000)" } };
+    }
     reasons.push(`run: uvicorn ${ref}${appRef ? ` (${appRef.why})` : ""}${fd ? " --fd 3 (as the project's scripts run it)" : ""}`);
     return {
       ...base,
@@ -574,7 +597,7 @@ const GO_PORTS = [
   new RegExp(`net\\.Listen\\(\\s*"tcp[46]?"\\s*,\\s*"[^":]*:${P}"`),
 ];
 const JS_PORTS = [/\.listen\(\s*(\d{2,5})\b/, /\.listen\(\s*\{[^}]*\bport\s*:\s*(\d{2,5})\b/, /\bport\s*:\s*(\d{2,5})\b/];
-const PY_PORTS = [/\bport\s*=\s*(\d{2,5})\b/, /(?:HTTPServer|TCPServer)\(\s*\(\s*["'][^"']*["']\s*,\s*(\d{2,5})\s*\)/, /--port[= ](\d{2,5})\b/, /bind\s*=\s*["'][^"':]*:(\d{2,5})["']/];
+const PY_PORTS = [/\bport\s*=\s*(\d{2,5})\b/i, /(?:HTTPServer|TCPServer)\(\s*\(\s*["'][^"']*["']\s*,\s*(\d{2,5})\s*\)/, /--port[= ](\d{2,5})\b/, /bind\s*=\s*["'][^"':]*:(\d{2,5})["']/];
 /** PORT read from the environment with a fallback: the fallback is the port. */
 const ENV_DEFAULT_PORTS = [
   /\bPORT\b["'\])]*\s*(?:\|\||\?\?|or)\s*["']?(\d{2,5})\b/, // process.env.PORT || 3000, env.PORT ?? 3000, os.environ.get("PORT") or 8000
@@ -591,8 +614,12 @@ function portFromSource(sources: Source[], kind: ProjectKind): { port: number; w
       if (m && validPort(Number(m[1]))) return { port: Number(m[1]), why: `${file} reads $PORT, default ${m[1]}` };
     }
     // app.listen(port) with `const port = 3000` (or Number(process.env.PORT) || 3000, handled above).
-    const ident = text.match(/\.(?:listen|Run|serve)\(\s*(?:\{\s*port\s*:\s*)?([A-Za-z_$][\w$]*)\s*[,)}]/)?.[1];
-    const value = ident ? text.match(new RegExp(`\\b(?:const|let|var)\\s+${ident.replace(/\$/g, "\\$")}\\s*(?::\\s*\\w+\\s*)?=\\s*(\\d{2,5})\\b`))?.[1] : undefined;
+    const ident = (
+      text.match(/\.(?:listen|Run|serve)\(\s*(?:\{\s*port\s*:\s*)?([A-Za-z_$][\w$]*)\s*[,)}]/) ??
+      text.match(/(?:HTTPServer|TCPServer)\(\s*\(\s*["'][^"']*["']\s*,\s*([A-Za-z_]\w*)\s*\)/) ??
+      text.match(/\bport\s*=\s*([A-Za-z_]\w*)\s*[,)]/)
+    )?.[1];
+    const value = ident ? text.match(new RegExp(`^\\s*(?:(?:export\\s+)?(?:const|let|var)\\s+)?${ident.replace(/\$/g, "\\$")}\\s*(?::\\s*\\w+\\s*)?=\\s*(\\d{2,5})\\b`, "m"))?.[1] : undefined;
     if (value && validPort(Number(value))) return { port: Number(value), why: `${file} listens on ${ident} = ${value}` };
     for (const re of literal) {
       const m = text.match(re);

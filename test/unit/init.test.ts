@@ -41,7 +41,12 @@ const onPath =
   (cmd: string) =>
     names.includes(cmd) ? `/usr/bin/${cmd}` : null;
 const ALL = onPath("go", "node", "bun", "python3", "uvicorn", "gunicorn", "flask", "cargo");
-const detect = (files: Record<string, string>, which = ALL) => detectProject(project(files), { which, env: { HOME: "/nonexistent", GOPATH: "/nonexistent" } });
+/** A stand-in for Debian's /usr/share/gocode holding Gin. */
+function systemGopath(): string {
+  return project({ "src/github.com/gin-gonic/gin/gin.go": "package gin\n" });
+}
+const NO_GOPATH = { HOME: "/nonexistent", GOPATH: "/nonexistent" };
+const detect = (files: Record<string, string>, which = ALL, systemGopath = "/nonexistent") => detectProject(project(files), { which, env: NO_GOPATH, systemGopath });
 
 /** The issue's rule for an app that binds its port itself: capture, dev fd, serve proxy, ready on listen(). */
 function expectCapture(d: Detection, port: number) {
@@ -95,15 +100,24 @@ describe("detectProject: each framework layout as its README writes it", () => {
     expectCapture(d, 8080);
   });
 
-  test("Gin, r.Run() in GOPATH mode (no go.mod): GO111MODULE=off, Gin's default port", () => {
-    const d = detect({ "main.go": GIN_APP("r.Run() // listen and serve on 0.0.0.0:8080") });
+  test("Gin, r.Run() in GOPATH mode (no go.mod): GO111MODULE=off, the system GOPATH, Gin's default port", () => {
+    const sys = systemGopath();
+    const d = detect({ "main.go": GIN_APP("r.Run() // listen and serve on 0.0.0.0:8080") }, ALL, sys);
     expect(d.kind).toBe("go-gin");
-    expect(d.build).toBeString();
-    expect(d.build as string).toStartWith("GO111MODULE=off ");
-    expect(d.build as string).toEndWith("go build -o ./tmp/app .");
-    expect(d.reasons.some((r) => r.includes("no go.mod → GOPATH mode"))).toBe(true);
+    expect(d.build).toBe(`GO111MODULE=off GOPATH=$HOME/go:${sys} go build -o ./tmp/app .`);
+    expect(d.reasons.some((r) => r.includes("no go.mod → GOPATH mode") && r.includes(`imports found in ${sys}`))).toBe(true);
     expect(d.reasons).toContain("port 8080: Gin's r.Run() default (:8080, or $PORT)");
     expectCapture(d, 8080);
+  });
+
+  test("Gin with go.mod offline: requirements neither vendored nor cached, but packaged → GOPATH mode; cached → module mode", () => {
+    const sys = systemGopath();
+    const d = detect({ "go.mod": GIN_MOD, "main.go": GIN_APP('r.Run(":8080")') }, ALL, sys);
+    expect(d.build).toBe(`GO111MODULE=off GOPATH=$HOME/go:${sys} go build -o ./tmp/app .`);
+    expect(d.reasons.some((r) => r.includes("neither vendored nor in the module cache"))).toBe(true);
+    const cache = project({ "github.com/gin-gonic/gin@v1.10.0/go.mod": "module github.com/gin-gonic/gin\n" });
+    const cached = detectProject(project({ "go.mod": GIN_MOD, "main.go": GIN_APP('r.Run(":8080")') }), { which: ALL, env: { ...NO_GOPATH, GOMODCACHE: cache }, systemGopath: sys });
+    expect(cached.build).toEqual(["go", "build", "-o", "./tmp/app", "."]);
   });
 
   test('Gin, r.Run(":9000"); a commented-out port is not read', () => {
@@ -219,6 +233,17 @@ describe("detectProject: each framework layout as its README writes it", () => {
     expect(d.readyType).toBe("ipc");
   });
 
+  test("a lone server.js, no package.json → node server.js; a lone index.ts → bun", () => {
+    const d = detect({ "server.js": "require('http').createServer((q, s) => s.end('hi')).listen(3005)\n" });
+    expect(d.kind).toBe("node");
+    expect(d.run).toEqual(["node", "server.js"]);
+    expect(d.reasons[0]).toContain("no package.json");
+    expectCapture(d, 3005);
+    const b = detect({ "index.ts": "Bun.serve({ port: 3006, fetch: () => new Response('hi') })\n" });
+    expect(b.run).toEqual(["bun", "index.ts"]);
+    expectCapture(b, 3006);
+  });
+
   test("Node + TypeScript (pnpm): build script, compiled main", () => {
     const d = detect({
       "package.json": JSON.stringify({ main: "dist/index.js", scripts: { build: "tsc", dev: "tsx watch src/index.ts" } }),
@@ -298,6 +323,30 @@ describe("detectProject: each framework layout as its README writes it", () => {
     const d = detect({ "server.py": 'from http.server import HTTPServer, BaseHTTPRequestHandler\nHTTPServer(("", 8001), BaseHTTPRequestHandler).serve_forever()\n' });
     expect(d.run).toEqual(["python3", "server.py"]);
     expectCapture(d, 8001);
+  });
+
+  test("Python's docs http.server: PORT = 8000 and TCPServer((\"\", PORT), Handler)", () => {
+    const d = detect({
+      "server.py": 'import http.server\nimport socketserver\n\nPORT = 8003\n\nHandler = http.server.SimpleHTTPRequestHandler\n\nwith socketserver.TCPServer(("", PORT), Handler) as httpd:\n    httpd.serve_forever()\n',
+    });
+    expect(d.run).toEqual(["python3", "server.py"]);
+    expect(d.reasons).toContain("port 8003: server.py listens on PORT = 8003");
+    expectCapture(d, 8003);
+  });
+
+  test("FastAPI that calls uvicorn.run(app, port=…) under __main__ runs as python3 main.py", () => {
+    const d = detect({
+      "requirements.txt": "fastapi\nuvicorn\n",
+      "main.py": 'import uvicorn\nfrom fastapi import FastAPI\n\napp = FastAPI()\n\nif __name__ == "__main__":\n    uvicorn.run(app, host="0.0.0.0", port=8004)\n',
+    });
+    expect(d.run).toEqual(["python3", "main.py"]);
+    expectCapture(d, 8004);
+  });
+
+  test("Flask app.run(port=PORT) with a module constant", () => {
+    const d = detect({ "app.py": 'from flask import Flask\napp = Flask(__name__)\nPORT = 8005\nif __name__ == "__main__":\n    app.run(port=PORT)\n' });
+    expect(d.run).toEqual(["python3", "app.py"]);
+    expectCapture(d, 8005);
   });
 
   test("Django: runserver --noreload on its default port, captured", () => {
