@@ -229,8 +229,9 @@ describe("proxy: tunnels and large bodies", () => {
     const old = await wsClient(url);
     expect(await old.ask("one")).toMatch(/^gen=1 pid=\d+ echo one$/);
     const reloaded = Date.now();
-    const r = await h.reload();
-    expect(r.code).toBe(0);
+    // `hr reload --wait` may return only once gen1 has drained (it reports the drain): don't wait for it here.
+    const reloading = h.reload();
+    await h.waitForLog(/gen2 is live/, 20_000);
     const fresh = await wsClient(url);
     expect(await fresh.ask("two")).toMatch(/^gen=2 pid=\d+ echo two$/);
     // The old tunnel still reaches gen1, for a while after the reload …
@@ -244,6 +245,7 @@ describe("proxy: tunnels and large bodies", () => {
     console.log(`[streams] websocket to gen1 closed ${openMs} ms after the reload (drain_timeout 4 s)`);
     expect(openMs).toBeGreaterThanOrEqual(3000);
     await h.waitForLog(/gen1 exited/, 15_000);
+    expect((await reloading).code).toBe(0);
     expect(await fresh.ask("five")).toMatch(/^gen=2 pid=\d+ echo five$/);
     fresh.ws.close();
     expect(await h.stop()).toBe(0);
@@ -259,7 +261,8 @@ describe("proxy: tunnels and large bodies", () => {
       expect(old.ended()).toBe(0);
       expect(old.events.every((e) => e.data.startsWith("gen=1 "))).toBe(true);
       const reloaded = Date.now();
-      expect((await h.reload()).code).toBe(0);
+      const reloading = h.reload(); // may return only after gen1's drain
+      await h.waitForLog(/gen2 is live/, 20_000);
       const fresh = sseClient(url);
       try {
         await until(() => fresh.events.length >= 2, 10_000, "SSE events from gen2");
@@ -272,6 +275,7 @@ describe("proxy: tunnels and large bodies", () => {
         const lastOld = old.events.at(-1)!.at - reloaded;
         console.log(`[streams] SSE: ${old.events.length} events from gen1, the last ${lastOld} ms after the reload, stream ended after ${old.ended() - reloaded} ms (drain_timeout 3 s)`);
         expect(lastOld).toBeGreaterThanOrEqual(2000);
+        expect((await reloading).code).toBe(0);
         // the new stream is unaffected
         const n = fresh.events.length;
         await until(() => fresh.events.length > n + 2, 5_000, "the new stream to keep flowing");
