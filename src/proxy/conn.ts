@@ -20,6 +20,27 @@ export interface ConnEvents {
   drain(): void;
 }
 
+let batchDepth = 0;
+let touched: Conn[] = [];
+
+/**
+ * Runs `fn` with every Conn write corked, then sends each Conn's writes as one:
+ * one syscall per direction per event instead of one per head, body piece and
+ * chunk frame.
+ */
+export function batch<T>(fn: () => T): T {
+  batchDepth++;
+  try {
+    return fn();
+  } finally {
+    if (--batchDepth === 0) {
+      const t = touched;
+      touched = [];
+      for (const c of t) c.uncork();
+    }
+  }
+}
+
 const NOOP: ConnEvents = { data() {}, end() {}, close() {}, drain() {} };
 
 /** Above this many queued bytes a Conn is `backlogged`. */
@@ -32,6 +53,7 @@ export class Conn {
   private queued = 0;
   private ending = false;
   private paused = false;
+  private corked: Buffer[] | null = null;
 
   constructor(readonly socket: Socket<Conn>) {}
 
@@ -43,10 +65,29 @@ export class Conn {
     return this.queued > HIGH_WATER;
   }
 
+  uncork(): void {
+    const c = this.corked;
+    if (!c) return;
+    this.corked = null;
+    if (c.length) this.send(c.length === 1 ? c[0]! : Buffer.concat(c));
+  }
+
   /** Queues bytes; returns false when the caller should pause its source until drain. */
   write(buf: Buffer | string): boolean {
     if (this.closed || this.ending) return false;
     const b = typeof buf === "string" ? Buffer.from(buf, "latin1") : buf;
+    if (batchDepth > 0 && !this.corked) {
+      this.corked = [];
+      touched.push(this);
+    }
+    if (this.corked) {
+      if (b.length) this.corked.push(b);
+      return !this.backlogged;
+    }
+    return this.send(b);
+  }
+
+  private send(b: Buffer): boolean {
     if (b.length === 0) return !this.backlogged;
     if (this.queued === 0) {
       const n = this.socket.write(b);
@@ -69,6 +110,7 @@ export class Conn {
   /** Half-closes after the queue is flushed. */
   end(): void {
     if (this.closed || this.ending) return;
+    this.uncork();
     this.ending = true;
     if (this.queued === 0) this.socket.end();
   }
@@ -133,7 +175,8 @@ export function connHandlers(onOpen: (conn: Conn) => void): SocketHandler<Conn> 
       onOpen(conn);
     },
     data(socket, buf) {
-      socket.data?.events.data(buf);
+      const conn = socket.data;
+      if (conn) batch(() => conn.events.data(buf));
     },
     drain(socket) {
       socket.data?.onWritable();

@@ -19,7 +19,7 @@
  */
 import type { Backend, Backends, Cuttable } from "./backends.ts";
 import type { Conn } from "./conn.ts";
-import { describeAddress } from "./conn.ts";
+import { batch, describeAddress } from "./conn.ts";
 import {
   BodyReader,
   chunk,
@@ -228,7 +228,7 @@ export class HttpSession {
     this.state = "wait";
     this.ex = new Exchange(this, req, this.ctx);
     this.buf = rest;
-    void this.ex.start();
+    this.ex.start();
   }
 
   /** The exchange is attached to an upstream: feed buffered body bytes. */
@@ -312,10 +312,18 @@ class Exchange implements Cuttable {
   }
 
   /** Waits for a worker and an upstream connection, then sends the head. */
-  async start(): Promise<void> {
-    const got = await this.acquire(false);
-    if (!got || this.ended) return;
-    this.attach(got.b, got.conn, got.reused);
+  start(): void {
+    // Fast path: an idle pooled connection to a live worker, no promise involved.
+    const b = this.ctx.backends.pick();
+    const idle = b && this.ctx.backends.takeIdle(b);
+    if (idle) return this.begin(b, idle, true);
+    void this.acquire(false).then((got) => {
+      if (got && !this.ended) batch(() => this.begin(got.b, got.conn, got.reused));
+    });
+  }
+
+  private begin(b: Backend, conn: Conn, reused: boolean): void {
+    this.attach(b, conn, reused);
     this.sendHead();
     this.session.attached();
   }

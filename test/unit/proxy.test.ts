@@ -45,7 +45,7 @@ function app(name: string, handler?: (req: Request) => Response | Promise<Respon
     hostname: "127.0.0.1",
     port: 0,
     fetch: handler ?? ((req) => new Response(`${name} ${new URL(req.url).pathname}`, { headers: { "x-app": name } })),
-    websocket: { message: (ws, m) => ws.send(`${name}:${m}`) },
+    websocket: { message: (ws, m) => void ws.send(`${name}:${m}`) },
   });
   cleanups.push(() => server.stop(true));
   return server;
