@@ -110,6 +110,8 @@ export const ListenEntry = z
       .regex(/^0?[0-7]{3}$/, { error: expected('an octal file mode like "0660"') })
       .optional()
       .describe("File mode of a unix socket."),
+    protocol: oneOf(["http", "tcp"]).default("http").describe('proxy strategies: "http" — hr parses HTTP/1.1 (keep-alive, drain before stop, X-Forwarded-*); "tcp" — raw bytes for other protocols.'),
+    trust_forwarded: bool(false).describe("proxy, http: keep X-Forwarded-For/-Proto/-Host and Forwarded sent by the client (hr is behind a proxy you trust) and append hr's hop; false drops them and sets hr's own."),
   })
   .describe("A listening socket that hr binds once and passes to the app at fd 3, 4, …");
 

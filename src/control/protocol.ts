@@ -47,6 +47,12 @@ export interface ReloadRecord {
   error?: string;
   /** The failing worker's (or build's) last output lines. */
   output?: string[];
+  /**
+   * serve.strategy = "proxy", with --wait: how the old generation drained before it
+   * was signalled (requests and tunnels hr had in flight to it that finished, and
+   * how many were cut at drain_timeout).
+   */
+  drain?: { generation: number; requests: number; tunnels: number; cut: number; durationMs: number };
 }
 
 export interface ServeStatus {

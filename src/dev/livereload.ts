@@ -1,18 +1,16 @@
 /**
- * dev.live_reload (proxy strategy only): HTTP-aware forwarding. hr parses requests
- * on its public socket (node:http fed with the accepted sockets), forwards each to
- * the app over a fresh upstream connection (DevProxy's wait-for-the-app logic), and
+ * dev.live_reload: a response filter and one endpoint on hr's proxy (src/proxy).
  *
- * - injects RELOAD_SCRIPT before `</body>` of text/html responses that are not
- *   compressed (Content-Length fixed; compressed or non-HTML bodies pass untouched);
- * - serves `GET /__hr/events` itself: a Server-Sent Events stream on which hr sends
- *   `event: reload` after each successful restart (the script reloads the page);
- * - passes Upgrade requests (WebSocket) through as raw bytes.
- *
- * Without live_reload the proxy stays a raw byte pipe (protocol-agnostic).
+ * - HTML responses that are not compressed get RELOAD_SCRIPT before their last
+ *   `</body>` (appended when there is none), streamed: only the bytes from the
+ *   latest `</body>` on are held back (at most HOLD_MAX, beyond which the script
+ *   goes at the end). The body grows by exactly the script, so a Content-Length is
+ *   adjusted, not dropped. Compressed or non-HTML bodies pass untouched.
+ * - `GET /__hr/events` is answered by hr itself: a Server-Sent Events stream on
+ *   which hr sends `event: reload` after each successful restart.
  */
-import http from "node:http";
-import type net from "node:net";
+import type { BodyTransform, LocalResponder } from "../proxy/proxy.ts";
+import type { RequestHead, ResponseHead } from "../proxy/http1.ts";
 
 export const EVENTS_PATH = "/__hr/events";
 
@@ -27,7 +25,7 @@ export function injectScript(html: string, script = RELOAD_SCRIPT): string {
 }
 
 /** Should this response get the script? text/html and not compressed. */
-export function injectable(headers: http.IncomingHttpHeaders, method: string | undefined, status: number): boolean {
+export function injectable(headers: Record<string, string | string[] | undefined>, method: string | undefined, status: number): boolean {
   if (method === "HEAD" || status === 204 || status === 304 || (status >= 100 && status < 200)) return false;
   const type = String(headers["content-type"] ?? "").toLowerCase();
   if (!type.startsWith("text/html")) return false;
@@ -35,36 +33,73 @@ export function injectable(headers: http.IncomingHttpHeaders, method: string | u
   return enc === "" || enc === "identity";
 }
 
-export interface Upstream {
-  /** A connected socket to the app, "down" (no app: `downText` says why), or null (gave up). */
-  connect(client: net.Socket): Promise<net.Socket | "down" | null>;
-  downText(): string;
+const HOLD_MAX = 1 << 20;
+const CLOSE_BODY = "</body>";
+
+/** Streams a body, inserting `script` before the last `</body>` seen. */
+export class ScriptInjector implements BodyTransform {
+  readonly addsBytes: number;
+  private held: Buffer = Buffer.alloc(0);
+  private readonly script: Buffer;
+
+  constructor(script = RELOAD_SCRIPT) {
+    this.script = Buffer.from(script);
+    this.addsBytes = this.script.length;
+  }
+
+  push(data: Buffer): Buffer {
+    const all = this.held.length ? Buffer.concat([this.held, data]) : data;
+    // Latest "</body>" in the held bytes + new data (case-insensitive; latin1 is byte-safe for UTF-8).
+    const i = all.toString("latin1").toLowerCase().lastIndexOf(CLOSE_BODY);
+    let cut: number;
+    if (i >= 0) cut = i;
+    else cut = Math.max(0, all.length - (CLOSE_BODY.length - 1)); // a "</bo" may be split across reads
+    if (all.length - cut > HOLD_MAX) cut = all.length;
+    this.held = all.subarray(cut);
+    return all.subarray(0, cut);
+  }
+
+  end(): Buffer {
+    const tail = this.held;
+    this.held = Buffer.alloc(0);
+    const i = tail.toString("latin1").toLowerCase().lastIndexOf(CLOSE_BODY);
+    if (i < 0) return Buffer.concat([tail, this.script]);
+    return Buffer.concat([tail.subarray(0, i), this.script, tail.subarray(i)]);
+  }
 }
 
-const HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]);
+function headerMap(res: ResponseHead): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of res.headers) out[k.toLowerCase()] = v;
+  return out;
+}
 
 export class LiveReload {
-  readonly server: http.Server;
-  private readonly clients = new Set<http.ServerResponse>();
-  private keepalive: ReturnType<typeof setInterval> | null = null;
+  private readonly clients = new Set<LocalResponder>();
+  private readonly keepalive: ReturnType<typeof setInterval>;
   /** reload events sent (for tests / logs). */
   sent = 0;
 
-  constructor(private readonly upstream: Upstream) {
-    this.server = http.createServer((req, res) => void this.onRequest(req, res));
-    this.server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void this.onUpgrade(req, socket, head));
-    this.server.on("clientError", (_e, socket: net.Socket) => socket.destroy());
+  constructor() {
     this.keepalive = setInterval(() => {
       for (const c of this.clients) c.write(": ping\n\n");
     }, 15_000);
     this.keepalive.unref?.();
   }
 
-  /** Feed an accepted socket (from DevProxy's listener). */
-  accept(socket: net.Socket): void {
-    this.server.emit("connection", socket);
-    socket.resume();
-  }
+  /** Proxy filter: an injector for HTML responses. */
+  readonly filter = (req: RequestHead, res: ResponseHead): BodyTransform | null =>
+    injectable(headerMap(res), req.method, res.status) ? new ScriptInjector() : null;
+
+  /** Proxy intercept: hr answers /__hr/events itself. */
+  readonly intercept = (req: RequestHead): ((res: LocalResponder) => void) | null => {
+    if (req.target !== EVENTS_PATH && !req.target.startsWith(`${EVENTS_PATH}?`)) return null;
+    return (res) => {
+      res.write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\nX-Accel-Buffering: no\r\n\r\nretry: 500\n\n");
+      this.clients.add(res);
+      res.onClose(() => this.clients.delete(res));
+    };
+  };
 
   /** Tell every open page to reload. */
   reload(gen: number): void {
@@ -77,113 +112,8 @@ export class LiveReload {
   }
 
   close(): void {
-    if (this.keepalive) clearInterval(this.keepalive);
-    for (const c of this.clients) c.destroy();
+    clearInterval(this.keepalive);
+    for (const c of this.clients) c.end();
     this.clients.clear();
-    this.server.close();
-  }
-
-  private events(req: http.IncomingMessage, res: http.ServerResponse): void {
-    res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-store", Connection: "keep-alive", "X-Accel-Buffering": "no" });
-    res.write("retry: 500\n\n");
-    this.clients.add(res);
-    req.socket.setTimeout(0);
-    res.on("close", () => this.clients.delete(res));
-  }
-
-  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (req.url === EVENTS_PATH || req.url?.startsWith(`${EVENTS_PATH}?`)) return this.events(req, res);
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const body = Buffer.concat(chunks);
-    const headers: http.OutgoingHttpHeaders = {};
-    for (const [k, v] of Object.entries(req.headers)) if (!HOP.has(k) && v !== undefined) headers[k] = v;
-    headers.connection = "close";
-    if (body.length || req.headers["content-length"] !== undefined) headers["content-length"] = body.length;
-    // An app that closes on the request before answering (an old app stopping) gets it
-    // again on the next app, as the raw proxy's replay does.
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const up = await this.upstream.connect(req.socket);
-      if (res.destroyed) {
-        if (up && up !== "down") up.destroy();
-        return;
-      }
-      if (up === "down" || up === null) {
-        const text = up === "down" ? this.upstream.downText() : "hr dev: no app accepted the connection in time.\n";
-        res.writeHead(up === "down" ? 502 : 504, { "Content-Type": "text/plain; charset=utf-8", "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store" });
-        res.end(text);
-        return;
-      }
-      const answered = await this.forward(req, res, up, headers, body);
-      if (answered) return;
-    }
-    if (!res.headersSent) res.writeHead(502, { "Content-Type": "text/plain; charset=utf-8" });
-    res.end("hr dev: the app closed the connection without answering.\n");
-  }
-
-  /** Resolves true once a response was (being) sent, false if the app failed before answering. */
-  private forward(req: http.IncomingMessage, res: http.ServerResponse, up: net.Socket, headers: http.OutgoingHttpHeaders, body: Buffer): Promise<boolean> {
-    return new Promise((resolve) => {
-      let settled = false;
-      // The socket only proves the app accepts (it waited for the app like the raw proxy);
-      // the request goes over node:http's own connection (Bun's client ignores createConnection).
-      const port = up.remotePort;
-      up.destroy();
-      const upReq = http.request({ host: "127.0.0.1", port, agent: false, method: req.method, path: req.url, headers, setHost: false });
-      upReq.on("error", () => {
-        if (!settled) {
-          settled = true;
-          resolve(false);
-        } else res.destroy();
-      });
-      upReq.on("response", (upRes) => {
-        settled = true;
-        resolve(true);
-        const out: http.OutgoingHttpHeaders = {};
-        for (const [k, v] of Object.entries(upRes.headers)) if (!HOP.has(k) && v !== undefined) out[k] = v;
-        const status = upRes.statusCode ?? 502;
-        if (injectable(upRes.headers, req.method, status)) {
-          const parts: Buffer[] = [];
-          upRes.on("data", (c: Buffer) => parts.push(c));
-          upRes.on("end", () => {
-            const html = Buffer.from(injectScript(Buffer.concat(parts).toString("utf8")));
-            out["content-length"] = html.length;
-            res.writeHead(status, upRes.statusMessage, out);
-            res.end(html);
-          });
-          upRes.on("error", () => res.destroy());
-          return;
-        }
-        res.writeHead(status, upRes.statusMessage, out);
-        upRes.pipe(res);
-        upRes.on("error", () => res.destroy());
-      });
-      res.on("close", () => {
-        if (!res.writableFinished) upReq.destroy();
-      });
-      upReq.end(body);
-    });
-  }
-
-  private async onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
-    const up = await this.upstream.connect(socket);
-    if (!up || up === "down") {
-      socket.destroy();
-      return;
-    }
-    let raw = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
-    for (let i = 0; i < req.rawHeaders.length; i += 2) raw += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
-    up.write(`${raw}\r\n`);
-    if (head.length) up.write(head);
-    up.pipe(socket);
-    socket.pipe(up);
-    const done = () => {
-      up.destroy();
-      socket.destroy();
-    };
-    up.on("error", done);
-    socket.on("error", done);
-    up.on("close", done);
-    socket.on("close", done);
   }
 }

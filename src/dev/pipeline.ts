@@ -21,8 +21,10 @@ import { killAllSync, spawnChild, SpawnError, type Child, type ExitInfo } from "
 import { openSockets, type SocketSet } from "../sockets/handoff.ts";
 import { noEventFilesystem, watch, type Watcher } from "../watch/watcher.ts";
 import { BuildRun, buildSteps, describeStep, type BuildStep } from "../process/build.ts";
-import { DevProxy } from "./proxy.ts";
-import { freePort } from "../sockets/free-port.ts";
+import { Proxy } from "../proxy/proxy.ts";
+import { PrivatePorts } from "../proxy/ports.ts";
+import { proxyListeners } from "../serve/strategy.ts";
+import { LiveReload } from "./livereload.ts";
 import { backoffMs, resolveStrategy, type DevState, type DevStrategy, type Trigger } from "./state.ts";
 import { BuildProgress, clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";
 
@@ -48,6 +50,9 @@ export function changedPathsEnv(paths: readonly string[], maxBytes = 32 * 1024):
   return out;
 }
 
+/** How long a request waits for an app (restarting, building, not bound yet) before hr answers 503/502. */
+const DEV_WAIT_MS = 30_000;
+
 export class DevSession {
   readonly state: DevState = { phase: { kind: "idle" }, app: { status: "none" } };
   readonly strategy: DevStrategy;
@@ -55,7 +60,9 @@ export class DevSession {
   private readonly log: Logger;
   private readonly steps: BuildStep[];
   private sockets: SocketSet | null = null;
-  private proxy: DevProxy | null = null;
+  private proxy: Proxy | null = null;
+  private live: LiveReload | null = null;
+  private readonly ports = new PrivatePorts();
   private watcher: Watcher | null = null;
   private keys: Keys | null = null;
 
@@ -70,7 +77,6 @@ export class DevSession {
   private wakeUp: (() => void) | null = null;
   /** Latency tracing (-v): when the first event of the pending change arrived, etc. */
   private trace: { eventAt: number; debouncedAt: number; batchAt: number } | null = null;
-  private acceptTrace: { port?: number; eventAt: number; gen: number } | null = null;
 
   private gen = 0;
   private consecutiveCrashes = 0;
@@ -185,18 +191,10 @@ export class DevSession {
       this.sockets = openSockets(cfg.listen, this.opts.root, this.opts.env);
     }
     if (this.strategy === "proxy") {
-      this.proxy = new DevProxy({
-        fds: this.sockets!.fds,
-        log,
-        liveReload: cfg.dev.live_reload,
-        onUpstream: (port) => {
-          const t = this.acceptTrace;
-          if (!t || t.port !== port) return;
-          this.acceptTrace = null;
-          log.debug(`timeline gen ${t.gen}: first connection forwarded +${(performance.now() - t.eventAt).toFixed(1)}`);
-        },
-      });
-      await this.proxy.start();
+      // Requests wait for the app (restarting, not bound yet) up to 30 s; live reload is a filter on the proxy.
+      this.live = cfg.dev.live_reload ? new LiveReload() : null;
+      this.proxy = new Proxy({ listeners: proxyListeners(cfg, this.sockets!), log, waitMs: DEV_WAIT_MS, filter: this.live?.filter, intercept: this.live?.intercept });
+      this.proxy.start();
     }
     if (this.opts.signals !== false) this.installSignals();
     let pollMs = cfg.watch.poll;
@@ -361,13 +359,12 @@ export class DevSession {
           `${builtAt !== null ? ` · built ${at(builtAt)}` : ""} · old tree gone ${at(stoppedAt)} · spawned ${at(spawnedAt)}`,
         { event: "timeline", gen: app.gen, debounced: trace.debouncedAt - trace.eventAt, batch: trace.batchAt - trace.eventAt, built: builtAt === null ? null : builtAt - trace.eventAt, stopped: stoppedAt - trace.eventAt, spawned: spawnedAt - trace.eventAt },
       );
-      this.acceptTrace = { port: app.port, eventAt: trace.eventAt, gen: app.gen };
     }
     if (trigger !== "crash") this.consecutiveCrashes = 0;
-    if (trigger !== "start" && this.cfg.dev.live_reload && this.proxy) {
+    if (trigger !== "start" && this.live) {
       // Pages reload now; their requests wait in the proxy until the new app accepts.
-      this.log.debug(`live reload: ${this.proxy.liveListeners} page(s)`);
-      this.proxy.reload(app.gen);
+      this.log.debug(`live reload: ${this.live?.listeners ?? 0} page(s)`);
+      this.live?.reload(app.gen);
     }
     const c = this.log.colors;
     const parts: string[] = [];
@@ -390,7 +387,15 @@ export class DevSession {
 
   private async stopApp(): Promise<void> {
     const app = this.state.app;
-    this.proxy?.setTarget(null); // new connections wait for the next app
+    if (this.proxy) {
+      // New requests wait for the next app; the old one finishes what it has before its signal.
+      const gen = this.proxy.liveGeneration;
+      this.proxy.clearLive();
+      if (gen && app.status === "running") {
+        const r = await this.proxy.drain(gen, this.cfg.run.stop_timeout, "cut");
+        if (r.requests || r.cut) this.log.debug(`gen ${app.gen}: ${r.requests} request(s) finished, ${r.cut} cut before ${this.cfg.run.stop_signal} (${formatMs(r.durationMs)})`);
+      }
+    }
     if (app.status === "running") {
       this.stopping.add(app.child);
       const t0 = performance.now();
@@ -420,7 +425,7 @@ export class DevSession {
       argv = this.sockets.wrapArgv(argv);
       extraFds = this.sockets.fds;
     } else if (this.strategy === "proxy") {
-      port = freePort();
+      port = this.ports.reserve();
       env.PORT = String(port);
     }
     let child: Child;
@@ -434,7 +439,16 @@ export class DevSession {
     const app = { status: "running" as const, child, gen, startedAt: performance.now(), port };
     this.state.app = app;
     void child.exited.then((exit) => this.onExit(child, exit));
-    if (port !== undefined) this.proxy?.setTarget(port);
+    if (port !== undefined && this.proxy) {
+      // Routable at once: until the app binds its PORT, requests retry the connect (up to DEV_WAIT_MS).
+      this.proxy.workerReady(`gen${gen}`, { worker: 1, pid: child.pid, address: { host: "127.0.0.1", port } });
+      this.proxy.setLive(`gen${gen}`);
+      const p = port;
+      void child.exited.then(() => {
+        this.ports.release(p);
+        this.proxy?.workerExited(`gen${gen}`, 1, child.pid);
+      });
+    }
     return app;
   }
 
@@ -446,7 +460,7 @@ export class DevSession {
     const fields = { event: "crashed", gen: app.gen, pid: child.pid, code: exit.code, signal: exit.signal };
     const what = `app ${exit.describe()} (gen ${app.gen}, pid ${child.pid}, after ${formatMs(ranMs)})`;
     if (this.quitRequested) {
-      this.proxy?.setTarget(null);
+      this.proxy?.clearLive();
       return;
     }
     const crashed = `the app ${exit.describe()}`;
@@ -476,6 +490,7 @@ export class DevSession {
     if (phase.kind === "building") await phase.build.cancel();
     await this.stopApp();
     this.proxy?.close();
+    this.live?.close();
     this.sockets?.close();
     for (const c of this.cleanups.splice(0)) c();
     this.log.info("stopped", { event: "stopped" });

@@ -117,7 +117,7 @@ export class Backends {
 
   setDown(message: string): void {
     this.clearLive();
-    this.down = message;
+    this.down = message.trim();
     this.wake();
   }
 

@@ -45,6 +45,8 @@ const EMPTY = Buffer.alloc(0);
 export interface BodyTransform {
   push(data: Buffer): Buffer;
   end(): Buffer;
+  /** When the transform always adds exactly this many bytes, a Content-Length is kept (adjusted). */
+  readonly addsBytes?: number;
 }
 
 export interface LocalResponder {
@@ -317,7 +319,7 @@ class Exchange implements Cuttable {
     const b = this.ctx.backends.pick();
     const idle = b && this.ctx.backends.takeIdle(b);
     if (idle) return this.begin(b, idle, true);
-    void this.acquire(false).then((got) => {
+    void this.acquire(false, b).then((got) => {
       if (got && !this.ended) batch(() => this.begin(got.b, got.conn, got.reused));
     });
   }
@@ -328,7 +330,8 @@ class Exchange implements Cuttable {
     this.session.attached();
   }
 
-  private async acquire(forceFresh: boolean): Promise<{ b: Backend; conn: Conn; reused: boolean } | null> {
+  /** A worker (`first` when given: already picked) and a connection to it; null when hr answered instead. */
+  private async acquire(forceFresh: boolean, first?: Backend | null): Promise<{ b: Backend; conn: Conn; reused: boolean } | null> {
     const backends = this.ctx.backends;
     const deadline = Date.now() + this.ctx.waitMs;
     const failed = new Set<Backend>();
@@ -337,7 +340,8 @@ class Exchange implements Cuttable {
     this.client.pause();
     while (!this.ended) {
       if (Date.now() >= deadline) break;
-      const b = backends.pick(failed);
+      const b = first && !first.dead ? first : backends.pick(failed);
+      first = null;
       if (!b) {
         if (backends.down !== null && !backends.available) {
           this.fail(502, backends.down);
@@ -486,8 +490,7 @@ class Exchange implements Cuttable {
       }
       this.res = res;
       this.respond(res);
-      if (rest.length) this.responseBody(rest);
-      else if (this.resBody!.done) this.complete(false);
+      if (rest.length || this.resBody!.done) this.responseBody(rest);
       return;
     }
   }
@@ -503,7 +506,7 @@ class Exchange implements Cuttable {
     if (f.kind === "none") {
       const cl = res.headers.find(([k]) => k.toLowerCase() === "content-length");
       if (cl) head += `Content-Length: ${cl[1]}\r\n`;
-    } else if (f.kind === "length" && !this.transform) head += `Content-Length: ${f.length}\r\n`;
+    } else if (f.kind === "length" && (!this.transform || this.transform.addsBytes !== undefined)) head += `Content-Length: ${f.length + (this.transform?.addsBytes ?? 0)}\r\n`;
     else if (req.minor === 1 && f.kind !== "close") {
       head += "Transfer-Encoding: chunked\r\n";
       this.toClientChunked = true;
@@ -657,7 +660,7 @@ class Exchange implements Cuttable {
       this.session.kill();
       return;
     }
-    this.client.write(errorResponse(status, `hr: ${message}`, true));
+    this.client.write(errorResponse(status, message.startsWith("hr") ? message : `hr: ${message}`, true));
     this.session.finished(true);
   }
 

@@ -40,6 +40,7 @@ import { lines, spawnChild, type Child, type ExitInfo } from "../process/child.t
 import { toArgv } from "../process/command.ts";
 import type { SignalName } from "../process/signals.ts";
 import { CrashBackoff, CRASH_LOOP_WINDOW_MS, MAX_BACKOFF_MS } from "../process/backoff.ts";
+import type { DrainReport } from "../proxy/proxy.ts";
 import { needsPort, waitReady, type ReadyResult } from "../readiness/index.ts";
 import type { SocketSet } from "../sockets/handoff.ts";
 import { openNotifySocket, type NotifySocket } from "../sockets/notify.ts";
@@ -187,9 +188,9 @@ export interface GenerationOptions {
    */
   afterReady?: (workers: { worker: number; pid: number }[]) => { warnings: Map<number, string>; fail?: { worker: number; reason: string } };
   /**
-   * serve.strategy = "proxy" (serve/proxy.ts): a private 127.0.0.1 port for each
+   * serve.strategy = "proxy" (src/proxy): a private 127.0.0.1 port for each
    * worker start, given in PORT (overrides the sockets' PORT). With ready.type
-   * "tcp" and no ready.port, the probe connects to it (no HR_HEALTH_PORT then).
+   * "tcp" or "http" and no ready.port, the probe uses it (no HR_HEALTH_PORT then).
    */
   workerPort?: () => number;
   /** A worker with a private port passed its probe (proxy: routable once the generation is ready). */
@@ -198,6 +199,11 @@ export interface GenerationOptions {
   onWorkerExit?: (w: { worker: number; pid: number; port: number }) => void;
   /** The generation became ready (the master makes it live right after). */
   onReady?: () => void;
+  /**
+   * proxy: runs when a ready generation starts draining, before its processes get
+   * stop_signal — resolves once hr has nothing in flight to it (proxy/backends.ts).
+   */
+  beforeStop?: () => Promise<DrainReport>;
 }
 
 let notifySeq = 0;
@@ -223,6 +229,8 @@ export class Generation {
   private readonly life = new AbortController();
   private stopPromise?: Promise<void>;
   private drainPromise?: Promise<void>;
+  /** proxy: how hr's own traffic to this generation drained (set once beforeStop resolved). */
+  drainReport?: Promise<DrainReport | undefined>;
   private readonly log: Logger;
   private readonly cfg: Config;
 
@@ -318,7 +326,19 @@ export class Generation {
     if (this._state === "ready") {
       this.to("draining", { signal: this.cfg.run.stop_signal }, "info", `${this.name} draining (${this.cfg.run.stop_signal}, up to ${formatMs(this.cfg.serve.drain_timeout)})`);
       const t0 = performance.now();
-      this.drainPromise = this.stopAll().then(() => {
+      const before = this.opts.beforeStop;
+      this.drainReport = before
+        ? before().then((r) => {
+            const what = `${r.requests} request${r.requests === 1 ? "" : "s"} and ${r.tunnels} tunnel${r.tunnels === 1 ? "" : "s"} finished${r.cut ? `, ${r.cut} cut at the drain timeout` : ""}`;
+            this.log[r.cut ? "warn" : "info"](`${this.name}: no request of hr's in flight (${what}, ${formatMs(r.durationMs)}); sending ${this.cfg.run.stop_signal}`, {
+              event: "proxy_drained",
+              generation: this.number,
+              ...r,
+            });
+            return r;
+          })
+        : Promise.resolve(undefined);
+      this.drainPromise = this.drainReport.then(() => this.stopAll()).then(() => {
         const ms = Math.round(performance.now() - t0);
         this.to("exited", { durationMs: ms }, "info", `${this.name} exited (drained in ${ms} ms)`);
       });
@@ -415,7 +435,8 @@ export class Generation {
       slot.notify = openNotifySocket(join(this.opts.runtimeDir, `g${this.number}w${slot.index}.${++notifySeq}.sock`));
     }
     const privatePort = this.opts.workerPort?.();
-    const port = needsPort(ready.type) ? (ready.port ?? (ready.type === "tcp" && privatePort !== undefined ? privatePort : freePort())) : undefined;
+    // Under the proxy, tcp and http probe the app's own PORT (an unmodified app has nothing else).
+    const port = needsPort(ready.type) ? (ready.port ?? privatePort ?? freePort()) : undefined;
     return { privatePort, port, ipcSubs: new Set() };
   }
 

@@ -343,8 +343,10 @@ export class Master {
   }
 
   private onReloadDone(s: MasterState, rec: ReloadRecord, gen: Generation | undefined, replies: Reply<ReloadRecord>[]): void {
-    for (const r of replies) r.done(rec);
-    if (s.kind !== "reloading" && s.kind !== "draining") return;
+    const reply = () => {
+      for (const r of replies) r.done(rec);
+    };
+    if (s.kind !== "reloading" && s.kind !== "draining") return reply();
     const old = s.live;
     const live = gen ?? old;
     if (gen) {
@@ -369,9 +371,19 @@ export class Master {
     this.prune();
     if (s.kind === "draining") {
       s.live = live; // drain() drains every ready generation, this one included
-      return;
+      return reply();
     }
-    if (gen && old) void old.drain().then(() => this.prune());
+    if (gen && old) {
+      void old.drain().then(() => this.prune());
+      // proxy: the reply (hr reload --wait) waits for hr's requests to the old generation and reports them.
+      if (old.drainReport) {
+        const oldNumber = old.number;
+        void old.drainReport.then((r) => {
+          if (r) rec.drain = { generation: oldNumber, requests: r.requests, tunnels: r.tunnels, cut: r.cut, durationMs: r.durationMs };
+          reply();
+        });
+      } else reply();
+    } else reply();
     this.next(live!, s.queued, s.upgrade);
   }
 

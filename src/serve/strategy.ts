@@ -8,8 +8,10 @@
  *  - "reuseport": workers bind the address themselves with SO_REUSEPORT; hr holds
  *    nothing (reuseport.ts).
  *  - "proxy": hr binds [[listen]] once and accepts on it itself; each worker gets a
- *    private 127.0.0.1 PORT and hr forwards raw bytes to the live generation's
- *    ready workers (proxy.ts). No fds, no LISTEN_* and no shim for the workers.
+ *    private 127.0.0.1 PORT and hr forwards requests (protocol "http") or bytes
+ *    ("tcp") to the live generation's ready workers (src/proxy). A draining
+ *    generation gets stop_signal only after hr's requests to it have finished
+ *    (beforeStop). No fds, no LISTEN_* and no shim for the workers.
  *
  * fd and reuseport: Bun apps get the Bun.serve preload shim (serve.bun_shim, shims/), written
  * into hr's private runtime directory from the copy embedded in the binary.
@@ -21,7 +23,8 @@ import type { Logger } from "../log/logger.ts";
 import { toArgv } from "../process/command.ts";
 import { openSockets, type SocketSet } from "../sockets/handoff.ts";
 import shimSource from "../shims/bun-serve-shim.js" with { type: "text" };
-import { ServeProxy } from "./proxy.ts";
+import { Proxy, type DrainReport, type ProxyListener } from "../proxy/proxy.ts";
+import { PrivatePorts } from "../proxy/ports.ts";
 import { openReuseport } from "./reuseport.ts";
 import { auditGeneration, inodesAtFds, type AuditVerdict } from "./socket-audit.ts";
 
@@ -53,6 +56,7 @@ export interface GenerationHooks {
   onWorkerReady?: (w: { worker: number; pid: number; port: number }) => void;
   onWorkerExit?: (w: { worker: number; pid: number; port: number }) => void;
   onReady?: () => void;
+  beforeStop?: () => Promise<DrainReport>;
 }
 
 export interface ServeStrategy {
@@ -119,8 +123,14 @@ function openProxy(cfg: Config, root: string, env: Record<string, string | undef
     throw new Error('serve.strategy = "proxy" needs a [[listen]] address for hr to accept on (each worker gets a private PORT)');
   }
   const held = openSockets(cfg.listen, root, env);
-  const proxy = new ServeProxy({ fds: held.fds, log, waitMs: cfg.serve.ready.timeout });
-  proxy.start().catch((e: Error) => log.error(`proxy: cannot accept on ${held.describe()}: ${e.message}`));
+  const proxy = new Proxy({ listeners: proxyListeners(cfg, held), log, waitMs: cfg.serve.ready.timeout, waitSetting: "serve.ready.timeout" });
+  try {
+    proxy.start();
+  } catch (e) {
+    held.close();
+    throw new Error(`proxy: cannot accept on ${held.describe()}: ${(e as Error).message}`);
+  }
+  const ports = new PrivatePorts();
   log.debug(`proxy: accepting on ${held.describe()}; workers get a private 127.0.0.1 PORT each`);
   const sockets: SocketSet = {
     listeners: held.listeners,
@@ -142,11 +152,23 @@ function openProxy(cfg: Config, root: string, env: Record<string, string | undef
       proxy.waitMs = genCfg.serve.ready.timeout;
       return {
         sockets,
-        workerPort: () => proxy.reservePort(),
-        onWorkerReady: (w) => proxy.workerReady(genName, w),
-        onWorkerExit: (w) => proxy.workerExited(genName, w),
-        onReady: () => proxy.generationReady(genName),
+        workerPort: () => ports.reserve(),
+        onWorkerReady: (w) => proxy.workerReady(genName, { worker: w.worker, pid: w.pid, address: { host: "127.0.0.1", port: w.port } }),
+        onWorkerExit: (w) => {
+          ports.release(w.port);
+          proxy.workerExited(genName, w.worker, w.pid);
+        },
+        onReady: () => proxy.setLive(genName),
+        beforeStop: () => proxy.drain(genName, genCfg.serve.drain_timeout),
       };
     },
   };
+}
+
+/** Each held socket with its [[listen]] entry's proxy settings (inherited sockets without an entry: http, untrusted). */
+export function proxyListeners(cfg: Config, held: SocketSet): ProxyListener[] {
+  return held.listeners.map((l) => {
+    const entry = cfg.listen.find((e) => e.name === l.name);
+    return { fd: l.fd, protocol: entry?.protocol ?? "http", trustForwarded: entry?.trust_forwarded ?? false };
+  });
 }

@@ -10,7 +10,7 @@
  *    shorter runs with notify and ipc readiness.
  *  - first start: connections made while no generation is ready wait and are
  *    answered once it is.
- *  - kill -9 of one worker: its in-flight connection is closed, new connections
+ *  - kill -9 of one worker: its in-flight request gets hr's 502, new connections
  *    are answered by the other worker, then by the replacement too.
  *
  * Numbers are printed as "[proxy] …" lines.
@@ -77,7 +77,7 @@ describe("serve.strategy = proxy", () => {
     expect(await h.stop()).toBe(0);
   }, 30_000);
 
-  test("kill -9 of a worker: its connection is closed, new connections go to the other worker and then the replacement", async () => {
+  test("kill -9 of a worker: its request gets a 502, new connections go to the other worker and then the replacement", async () => {
     const h = await startServe({ toml: toml(["bun", BUN_SERVE], 2) + `restart_backoff = "300ms"\n` });
     const url = `http://127.0.0.1:${h.port}/`;
     const pidsOf = async () => (await h.status()).generations.find((g) => g.state === "ready")!.workers.map((w) => w.pid!);
@@ -97,10 +97,13 @@ describe("serve.strategy = proxy", () => {
       bodies.push(r.body);
     }
     expect(bodies.some((x) => x.includes(`pid=${a} `) || x.endsWith(`pid=${a}\n`))).toBe(false);
-    const results = await Promise.all(slow);
-    const failed = results.filter((r) => r instanceof Error);
-    const ok = results.filter((r) => !(r instanceof Error)) as { body: string }[];
-    expect(failed.length).toBe(1); // the one on the killed worker was closed, not left hanging
+    const results = (await Promise.all(slow)) as { status: number; body: string }[];
+    expect(results.filter((r) => r instanceof Error)).toEqual([]);
+    // The request on the killed worker gets hr's 502 saying why (no response byte had come), not a hang.
+    const crashed = results.filter((r) => r.status === 502);
+    const ok = results.filter((r) => r.status === 200);
+    expect(crashed.length).toBe(1);
+    expect(crashed[0]!.body).toContain("closed the connection without answering");
     expect(ok.length).toBe(1);
     expect(ok[0]!.body).toContain(`pid=${b}`);
     await h.waitForLog(/gen1\/w\d replaced: pid (\d+)/);
@@ -111,7 +114,7 @@ describe("serve.strategy = proxy", () => {
     const st = await h.status();
     expect(st.generation).toBe(1);
     expect(await h.stop()).toBe(0);
-    console.log(`[proxy] kill -9: ${bodies.length}/30 new connections answered after the kill, slow requests: 1 closed, 1 answered; replacement pid ${replacement}`);
+    console.log(`[proxy] kill -9: ${bodies.length}/30 new connections answered after the kill, slow requests: 1 answered 502 by hr, 1 answered; replacement pid ${replacement}`);
   }, 30_000);
 });
 

@@ -81,7 +81,7 @@ format = "text"
     const { config } = loadConfig({ cwd: dir });
     expect(config.build.cmd).toBe("go build -o ./tmp/app .");
     expect(config.run.env).toEqual({ GIN_MODE: "debug" });
-    expect(config.listen).toEqual([{ name: "http", address: "127.0.0.1:8080", backlog: 4096 }]);
+    expect(config.listen).toEqual([{ name: "http", address: "127.0.0.1:8080", backlog: 4096, protocol: "http", trust_forwarded: false }]);
     expect(config.dev.strategy).toBe("fd");
   });
 

@@ -6,7 +6,8 @@ export const reload: CommandSpec = {
   summary: "Ask the running `hr serve` to start a new generation",
   usage: "hr reload [--wait] [--json]",
   help: `Options:
-      --wait       wait until the new generation is ready (or rolled back); exit 1 on rollback
+      --wait       wait until the new generation is ready (or rolled back) and, under the proxy,
+                   the old one has finished hr's requests; exit 1 on rollback
       --json       print the result as JSON`,
   options: { wait: { type: "boolean" }, json: { type: "boolean" } },
   async run(ctx) {
@@ -22,6 +23,11 @@ export const reload: CommandSpec = {
     if (!ctx.values.json && "queued" in res) {
       const r = res.reload;
       process.stdout.write(r ? `gen${r.generation} is live (reload #${r.id} took ${r.durationMs} ms)\n` : `reload ${res.queued ? "queued" : "started"}\n`);
+      const d = r?.drain;
+      if (d) {
+        const cut = d.cut ? `, ${d.cut} cut at the drain timeout` : ", none cut";
+        process.stdout.write(`gen${d.generation} drained in ${d.durationMs} ms: ${d.requests} request${d.requests === 1 ? "" : "s"} and ${d.tunnels} tunnel${d.tunnels === 1 ? "" : "s"} finished${cut}\n`);
+      }
     }
     return 0;
   },
