@@ -48,9 +48,10 @@ export interface ReloadRecord {
   /** The failing worker's (or build's) last output lines. */
   output?: string[];
   /**
-   * serve.strategy = "proxy", with --wait: how the old generation drained before it
-   * was signalled (requests and tunnels hr had in flight to it that finished, and
-   * how many were cut at drain_timeout).
+   * serve.strategy = "proxy", with --wait: the old generation's plain requests that
+   * hr had in flight and that finished, how many were cut at drain_timeout, and the
+   * tunnels (WebSocket, SSE) still open — they run until they end or drain_timeout,
+   * then the generation gets stop_signal.
    */
   drain?: { generation: number; requests: number; tunnels: number; cut: number; durationMs: number };
 }

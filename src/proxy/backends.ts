@@ -42,6 +42,7 @@ export interface PooledConn {
 export interface DrainReport {
   /** Requests in flight when the drain started that finished normally. */
   requests: number;
+  /** Tunnels (WebSocket, SSE, tcp) that ended by themselves — or, in the requests-done report, are still open. */
   tunnels: number;
   /** Requests or tunnels still open at the deadline, cut by hr. */
   cut: number;
@@ -232,7 +233,7 @@ export class Backends {
    * requests (and, when `tunnels` is "wait", its tunnels) have ended, up to
    * `timeoutMs`; then cuts what remains and closes its idle connections.
    */
-  async drain(gen: string, timeoutMs: number, tunnels: "wait" | "cut" = "wait"): Promise<DrainReport> {
+  async drain(gen: string, timeoutMs: number, tunnels: "wait" | "cut" = "wait", onRequestsDone?: (r: DrainReport) => void): Promise<DrainReport> {
     const started = Date.now();
     const g = this.groups.get(gen);
     if (!g) return { requests: 0, tunnels: 0, cut: 0, durationMs: 0 };
@@ -251,7 +252,12 @@ export class Backends {
       cut += startTunnels;
     }
     const deadline = started + timeoutMs;
+    let told = false;
     while (Date.now() < deadline) {
+      if (!told && count("requests") === 0) {
+        told = true;
+        onRequestsDone?.({ requests: startRequests, tunnels: count("tunnels"), cut: 0, durationMs: Date.now() - started });
+      }
       const left = count("requests") + (tunnels === "wait" ? count("tunnels") : 0);
       if (left === 0) break;
       const timer = Bun.sleep(Math.max(0, deadline - Date.now()));
@@ -266,6 +272,7 @@ export class Backends {
       b.idle = [];
     }
     cut += leftRequests + leftTunnels;
+    if (!told) onRequestsDone?.({ requests: startRequests - leftRequests, tunnels: leftTunnels, cut: leftRequests, durationMs: Date.now() - started });
     return {
       requests: startRequests - leftRequests,
       tunnels: tunnels === "wait" ? startTunnels - leftTunnels : 0,

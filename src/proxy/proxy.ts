@@ -193,8 +193,9 @@ export class Proxy {
     this.backends.setDown(message);
   }
 
-  drain(gen: string, timeoutMs: number, tunnels: "wait" | "cut" = "wait"): Promise<DrainReport> {
-    return this.backends.drain(gen, timeoutMs, tunnels);
+  /** `onRequestsDone`: once no plain request is in flight any more (tunnels may still run). */
+  drain(gen: string, timeoutMs: number, tunnels: "wait" | "cut" = "wait", onRequestsDone?: (r: DrainReport) => void): Promise<DrainReport> {
+    return this.backends.drain(gen, timeoutMs, tunnels, onRequestsDone);
   }
 
   get liveGeneration(): string | null {

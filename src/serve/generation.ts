@@ -201,9 +201,10 @@ export interface GenerationOptions {
   onReady?: () => void;
   /**
    * proxy: runs when a ready generation starts draining, before its processes get
-   * stop_signal — resolves once hr has nothing in flight to it (proxy/backends.ts).
+   * stop_signal — resolves once hr has nothing in flight to it (proxy/backends.ts);
+   * calls onRequestsDone as soon as no plain request is (tunnels may still run).
    */
-  beforeStop?: () => Promise<DrainReport>;
+  beforeStop?: (onRequestsDone: (r: DrainReport) => void) => Promise<DrainReport>;
 }
 
 let notifySeq = 0;
@@ -229,7 +230,7 @@ export class Generation {
   private readonly life = new AbortController();
   private stopPromise?: Promise<void>;
   private drainPromise?: Promise<void>;
-  /** proxy: how hr's own traffic to this generation drained (set once beforeStop resolved). */
+  /** proxy: resolves when hr has no plain request in flight to this generation (tunnels may still be open). */
   drainReport?: Promise<DrainReport | undefined>;
   private readonly log: Logger;
   private readonly cfg: Config;
@@ -327,18 +328,20 @@ export class Generation {
       this.to("draining", { signal: this.cfg.run.stop_signal }, "info", `${this.name} draining (${this.cfg.run.stop_signal}, up to ${formatMs(this.cfg.serve.drain_timeout)})`);
       const t0 = performance.now();
       const before = this.opts.beforeStop;
-      this.drainReport = before
-        ? before().then((r) => {
+      let requestsDone!: (r: DrainReport | undefined) => void;
+      this.drainReport = new Promise((r) => (requestsDone = r));
+      const proxied = before
+        ? before(requestsDone).then((r) => {
             const what = `${r.requests} request${r.requests === 1 ? "" : "s"} and ${r.tunnels} tunnel${r.tunnels === 1 ? "" : "s"} finished${r.cut ? `, ${r.cut} cut at the drain timeout` : ""}`;
-            this.log[r.cut ? "warn" : "info"](`${this.name}: no request of hr's in flight (${what}, ${formatMs(r.durationMs)}); sending ${this.cfg.run.stop_signal}`, {
+            this.log[r.cut ? "warn" : "info"](`${this.name}: nothing of hr's in flight to it (${what}, ${formatMs(r.durationMs)}); sending ${this.cfg.run.stop_signal}`, {
               event: "proxy_drained",
               generation: this.number,
               ...r,
             });
-            return r;
+            requestsDone(r);
           })
-        : Promise.resolve(undefined);
-      this.drainPromise = this.drainReport.then(() => this.stopAll()).then(() => {
+        : Promise.resolve(requestsDone(undefined));
+      this.drainPromise = proxied.then(() => this.stopAll()).then(() => {
         const ms = Math.round(performance.now() - t0);
         this.to("exited", { durationMs: ms }, "info", `${this.name} exited (drained in ${ms} ms)`);
       });

@@ -56,7 +56,7 @@ export interface GenerationHooks {
   onWorkerReady?: (w: { worker: number; pid: number; port: number }) => void;
   onWorkerExit?: (w: { worker: number; pid: number; port: number }) => void;
   onReady?: () => void;
-  beforeStop?: () => Promise<DrainReport>;
+  beforeStop?: (onRequestsDone: (r: DrainReport) => void) => Promise<DrainReport>;
 }
 
 export interface ServeStrategy {
@@ -159,7 +159,7 @@ function openProxy(cfg: Config, root: string, env: Record<string, string | undef
           proxy.workerExited(genName, w.worker, w.pid);
         },
         onReady: () => proxy.setLive(genName),
-        beforeStop: () => proxy.drain(genName, genCfg.serve.drain_timeout),
+        beforeStop: (onRequestsDone) => proxy.drain(genName, genCfg.serve.drain_timeout, "wait", onRequestsDone),
       };
     },
   };
