@@ -93,6 +93,8 @@ interface Proposal extends ProjectBasics {
   sourceExts: string[];
   /** The framework's own port when the code names none (Gin 8080, Flask 5000, uvicorn 8000, Bun 3000). */
   frameworkPort?: { port: number; why: string };
+  /** For a framework CLI that binds frameworkPort unless told: the run command binding `port` instead. */
+  runOnPort?: (port: number) => Command;
   /** The run command itself adopts an inherited socket (gunicorn, uvicorn --fd). */
   adoptsByCommand?: string;
   /** A log line that means ready, for servers that print one. */
@@ -122,7 +124,7 @@ export function detectProject(dir: string, options: DetectOptions = {}): Detecti
 function decide(ctx: Ctx, p: Proposal): Detection {
   const { dir, reasons } = ctx;
   const sources = listSources(dir, p.sourceExts, 60).map((file) => ({ file, text: stripComments(read(dir, file) ?? "", file) }));
-  const base = {
+  const base: ProjectBasics & Pick<Detection, "reasons" | "missing"> = {
     kind: p.kind,
     language: p.language,
     label: p.label,
@@ -133,6 +135,7 @@ function decide(ctx: Ctx, p: Proposal): Detection {
     reasons,
     missing: ctx.missing,
   };
+  if (p.build !== undefined) reasons.push("serve: build = true: `hr reload` rebuilds before it starts the new generation (set false if you deploy built binaries)");
   if (p.noSocket) {
     return { ...base, listen: null, adopts: false, capture: false, devStrategy: "none", serveStrategy: "fd", readyType: "delay" };
   }
@@ -140,6 +143,10 @@ function decide(ctx: Ctx, p: Proposal): Detection {
   const port = portFromDotEnv(dir) ?? portFromSource(sources, p.kind) ?? p.frameworkPort;
   const listen = `127.0.0.1:${port?.port ?? DEFAULT_PORT}`;
   reasons.push(port ? `port ${port.port}: ${port.why}` : `port ${DEFAULT_PORT}: no port found in the code; edit [[listen]] if the app uses another`);
+  if (port && p.runOnPort && p.frameworkPort && port.port !== p.frameworkPort.port) {
+    base.run = p.runOnPort(port.port);
+    reasons.push(`run: ${showArgv(base.run)} (told the port, which is not the framework's default ${p.frameworkPort.port})`);
+  }
 
   const adopt = p.adoptsByCommand ?? adoptionIn(sources, scriptsText(dir));
   const signal = readySignalIn(sources);
@@ -167,6 +174,8 @@ function decide(ctx: Ctx, p: Proposal): Detection {
   reasons.push('serve: strategy "proxy" with capture: each worker\'s bind() gets a private socket hr forwards to; ready when the app calls listen()');
   return { ...base, listen, adopts: false, capture: true, devStrategy: "fd", serveStrategy: "proxy", readyType: "listen" };
 }
+
+const showArgv = (cmd: Command) => (typeof cmd === "string" ? cmd : cmd.join(" "));
 
 // ---------------------------------------------------------------- Go
 
@@ -428,18 +437,21 @@ function detectPython(ctx: Ctx): Proposal | undefined {
       return { ...base, label, run: [py, runs], frameworkPort: { port: 8000, why: "uvicorn.run()'s default (8000)" } };
     }
     reasons.push(`run: uvicorn ${ref}${appRef ? ` (${appRef.why})` : ""}${fd ? " --fd 3 (as the project's scripts run it)" : ""}`);
+    const uvicorn = [...tool("uvicorn"), ...(fd ? ["--fd", "3"] : []), ref];
     return {
       ...base,
       label: framework ? label : "Python (uvicorn)",
-      run: [...tool("uvicorn"), ...(fd ? ["--fd", "3"] : []), ref],
+      run: uvicorn,
       frameworkPort: { port: 8000, why: "uvicorn's default (127.0.0.1:8000)" },
+      runOnPort: fd ? undefined : (n) => [...uvicorn, "--port", String(n)],
       adoptsByCommand: fd ? "the project runs uvicorn --fd, which adopts the inherited socket" : undefined,
       readyLog: { pattern: "Application startup complete", why: 'uvicorn logs "Application startup complete"' },
     };
   }
   if (framework === "Django") {
     reasons.push("run: manage.py runserver --noreload 127.0.0.1:8000 (hr is the reloader)");
-    return { ...base, label, run: [py, "manage.py", "runserver", "--noreload", "127.0.0.1:8000"], frameworkPort: { port: 8000, why: "runserver's address in the run command" } };
+    const runserver = (n: number) => [py, "manage.py", "runserver", "--noreload", `127.0.0.1:${n}`];
+    return { ...base, label, run: runserver(8000), frameworkPort: { port: 8000, why: "runserver's default (127.0.0.1:8000)" }, runOnPort: runserver };
   }
   if (framework === "Flask") {
     const entry = pyFiles.find((f) => /\.run\s*\(/.test(read(dir, f) ?? "") && mainGuard(f));
@@ -449,7 +461,8 @@ function detectPython(ctx: Ctx): Proposal | undefined {
     }
     const app = appRef?.ref.split(":")[0] ?? "app";
     reasons.push(`run: flask --app ${app} run (no file calls app.run())`);
-    return { ...base, label, run: [...tool("flask"), "--app", app, "run"], frameworkPort: { port: 5000, why: "flask run's default (127.0.0.1:5000)" } };
+    const flask = [...tool("flask"), "--app", app, "run"];
+    return { ...base, label, run: flask, frameworkPort: { port: 5000, why: "flask run's default (127.0.0.1:5000)" }, runOnPort: (n) => [...flask, "--port", String(n)] };
   }
   const entry = script ?? "main.py";
   reasons.push(script ? `run: ${py} ${script}` : "run: no main.py/app.py found; edit [run] cmd");
@@ -715,6 +728,8 @@ export function toConfigInput(a: Answers): ConfigInput {
     serve: {
       strategy: a.serveStrategy,
       workers: a.workers,
+      // A reload rebuilds first, so `hr reload` after an edit serves the new code (the first start builds a missing binary anyway).
+      ...(a.build !== undefined ? { build: true } : {}),
       ready: readyType === "log" ? { type: "log", pattern: a.readyPattern ?? "listening" } : { type: readyType },
     },
   };

@@ -296,6 +296,15 @@ describe("detectProject: each framework layout as its README writes it", () => {
     expect(detect(files).run).toEqual(["uvicorn", "main:app"]);
   });
 
+  test("a port other than the framework CLI's default is passed to it: uvicorn --port, flask run --port, runserver ADDR", () => {
+    const api = detect({ "requirements.txt": "fastapi\n", "main.py": "app = FastAPI()\n", ".env": "PORT=8100\n" }, onPath("python3"));
+    expect(api.run).toEqual(["python3", "-m", "uvicorn", "main:app", "--port", "8100"]);
+    expect(api.reasons).toContain("run: python3 -m uvicorn main:app --port 8100 (told the port, which is not the framework's default 8000)");
+    expectCapture(api, 8100);
+    expect(detect({ "hello.py": "from flask import Flask\napp = Flask(__name__)\n", ".env": "PORT=5001\n" }).run).toEqual(["flask", "--app", "hello", "run", "--port", "5001"]);
+    expect(detect({ "requirements.txt": "django\n", "manage.py": "", ".env": "PORT=8200\n" }).run).toEqual(["python3", "manage.py", "runserver", "--noreload", "127.0.0.1:8200"]);
+  });
+
   test("FastAPI run with uvicorn --fd (Procfile) → fd, ready on uvicorn's log line", () => {
     const d = detect({ "requirements.txt": "fastapi\nuvicorn\n", "api.py": "from fastapi import FastAPI\nserver = FastAPI()\n", Procfile: "web: uvicorn --fd 3 api:server\n" });
     expect(d.run).toEqual(["uvicorn", "--fd", "3", "api:server"]);
