@@ -31,6 +31,8 @@ const build = spawnSync(
     "--define", `HR_VERSION=${JSON.stringify(pkg.version)}`,
     "--define", `HR_COMMIT=${JSON.stringify(commit + dirty)}`,
     join(root, "src/cli/main.ts"),
+    // The bind-capture notification thread (src/capture/worker.ts) is a Worker: an entry point of its own.
+    join(root, "src/capture/worker.ts"),
     "--outfile", outfile,
   ],
   { cwd: root, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" },

@@ -11,4 +11,7 @@ if (isVersionRequest(argv)) {
   process.stdout.write(`${VERSION_LINE}\n`);
   process.exit(0);
 }
-void import("./dispatch.ts").then(async ({ main }) => process.exit(await main(argv)));
+if (argv[0] === "__capture") {
+  // hr's internal launcher for bind capture (capture/launcher.ts): loads nothing else.
+  void import("../capture/launcher.ts").then(({ runLauncher }) => process.exit(runLauncher(argv.slice(1))));
+} else void import("./dispatch.ts").then(async ({ main }) => process.exit(await main(argv)));

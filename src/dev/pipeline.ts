@@ -9,6 +9,13 @@
  * - The listening socket survives restarts (strategy fd: hr holds it and passes it at
  *   fd 3; proxy: hr accepts and forwards to the app's private PORT), so requests made
  *   during a restart wait instead of being refused.
+ * - run.capture: the app binds its own hard-coded port and gets hr's socket instead
+ *   (capture/); its listen() there tells hr it is up.
+ * - dev.overlap (default under capture): the new app starts while the old one still
+ *   serves, and the old one is stopped once the new one listens. If the new one
+ *   exits before listening (a port or lock only one instance can hold), hr stops the
+ *   old one and starts the new one again, sequentially. An app seen listening on a
+ *   fixed port of its own is always restarted sequentially.
  *
  * All decisions go through one loop (run()) reading one DevState; events (file
  * batches, keys, crashes, signals) only record what happened and wake the loop.
@@ -25,6 +32,8 @@ import { Proxy } from "../proxy/proxy.ts";
 import { PrivatePorts } from "../proxy/ports.ts";
 import { proxyListeners } from "../serve/strategy.ts";
 import { LiveReload } from "./livereload.ts";
+import { captureStart, openCapture, otherListenMessage, type CaptureStart } from "../capture/app.ts";
+import type { Capture } from "../capture/index.ts";
 import { backoffMs, resolveStrategy, type DevState, type DevStrategy, type Trigger } from "./state.ts";
 import { BuildProgress, clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";
 
@@ -63,6 +72,10 @@ export class DevSession {
   private proxy: Proxy | null = null;
   private live: LiveReload | null = null;
   private readonly ports = new PrivatePorts();
+  private capture: Capture | null = null;
+  /** An app started beside the running one (overlap) until it listens. */
+  private pending: RunningApp | null = null;
+  private readonly overlap: boolean;
   private watcher: Watcher | null = null;
   private keys: Keys | null = null;
 
@@ -83,12 +96,15 @@ export class DevSession {
   /** Children hr is stopping on purpose (their exit is not a crash). */
   private readonly stopping = new WeakSet<Child>();
   private readonly cleanups: (() => void)[] = [];
+  /** Woken by requestQuit (an overlapped start waiting for its app to listen). */
+  private quitWaiters: (() => void)[] = [];
 
   constructor(private readonly opts: DevOptions) {
     this.cfg = opts.config;
     this.log = opts.log;
     this.steps = buildSteps(this.cfg.build);
     this.strategy = resolveStrategy(this.cfg.dev.strategy, this.cfg.listen.length);
+    this.overlap = this.cfg.run.capture && this.strategy !== "none" && this.cfg.dev.overlap !== false;
   }
 
   // ------------------------------------------------------------------ events
@@ -117,6 +133,7 @@ export class DevSession {
   requestQuit(why: string): void {
     if (this.quitRequested) return;
     this.quitRequested = true;
+    for (const w of this.quitWaiters.splice(0)) w();
     this.log.info(`${why}: stopping${this.state.app.status === "running" ? ` the app (${this.cfg.run.stop_signal}, up to ${formatMs(this.cfg.run.stop_timeout)})` : ""}`);
     this.cancelBuild(null);
     this.wake();
@@ -129,6 +146,7 @@ export class DevSession {
     const { phase, app } = this.state;
     if (phase.kind === "building") void phase.build.kill();
     if (app.status === "running") void app.child.kill();
+    void this.pending?.child.kill();
     this.wake();
   }
 
@@ -187,6 +205,11 @@ export class DevSession {
     const { cfg, log } = this;
     if (this.strategy === "proxy" && cfg.listen.length === 0)
       throw new Error('dev.strategy = "proxy" needs a [[listen]] address for hr to accept on (the app gets a private PORT)');
+    if (cfg.run.capture && (this.strategy === "none" || cfg.listen.length === 0))
+      throw new Error('run.capture = true needs a [[listen]] address: the port the app binds (e.g. address = ":8080"), which hr holds and hands over');
+    if (cfg.dev.overlap && !cfg.run.capture)
+      log.warn("dev.overlap = true needs run.capture (hr learns that the new app is up from its listen() on hr's socket): restarts stop the old app first");
+    if (cfg.run.capture) this.capture = openCapture("dev");
     if (this.strategy !== "none" && cfg.listen.length > 0) {
       this.sockets = openSockets(cfg.listen, this.opts.root, this.opts.env);
     }
@@ -222,7 +245,7 @@ export class DevSession {
         onDeferred: () => log.debug("running in the background of the terminal: keys are read once hr is in the foreground"),
       });
     }
-    const where = this.sockets ? ` on ${this.sockets.describe()}` : "";
+    const where = this.sockets ? ` on ${this.sockets.describe()}${this.capture ? " (capturing the app's bind)" : ""}` : "";
     const keys = this.keys ? " · r+Enter restarts, q+Enter quits" : "";
     log.info(
       `dev: watching ${this.watcher.watchedDirs} ${this.watcher.watchedDirs === 1 ? "dir" : "dirs"}${this.watcher.mode === "poll" ? ` (poll every ${formatMs(pollMs ?? 0)})` : ""} · strategy ${this.strategy}${where}${keys}`,
@@ -339,7 +362,11 @@ export class DevSession {
     const t0 = performance.now();
     const trace = this.trace;
     this.trace = null;
-    await this.stopApp();
+    const old = this.state.app;
+    const overlap = this.overlap && old.status === "running" && old.ownPorts.size === 0;
+    if (this.overlap && old.status === "running" && old.ownPorts.size > 0)
+      this.log.debug(`gen ${old.gen} listens on port ${[...old.ownPorts].join(", ")} itself: stopping it before the new app starts`);
+    if (!overlap) await this.stopApp();
     const stoppedAt = performance.now();
     if (this.quitRequested) {
       this.state.phase = { kind: "idle" };
@@ -347,7 +374,8 @@ export class DevSession {
     }
     const paths = [...this.changed].sort();
     this.changed.clear();
-    const app = this.startApp(paths);
+    let app = this.startApp(paths, overlap);
+    if (app && overlap) app = await this.overlapWith(app, paths);
     const spawnedAt = performance.now();
     const restartMs = spawnedAt - t0;
     this.state.phase = { kind: "idle" };
@@ -356,7 +384,7 @@ export class DevSession {
       const at = (t: number) => `+${(t - trace.eventAt).toFixed(1)}`;
       this.log.debug(
         `timeline gen ${app.gen} (ms since the first event): debounce fired ${at(trace.debouncedAt)} · batch ${at(trace.batchAt)}` +
-          `${builtAt !== null ? ` · built ${at(builtAt)}` : ""} · old tree gone ${at(stoppedAt)} · spawned ${at(spawnedAt)}`,
+          `${builtAt !== null ? ` · built ${at(builtAt)}` : ""} · ${overlap ? "new app listening, old tree gone" : `old tree gone ${at(stoppedAt)} · spawned`} ${at(spawnedAt)}`,
         { event: "timeline", gen: app.gen, debounced: trace.debouncedAt - trace.eventAt, batch: trace.batchAt - trace.eventAt, built: builtAt === null ? null : builtAt - trace.eventAt, stopped: stoppedAt - trace.eventAt, spawned: spawnedAt - trace.eventAt },
       );
     }
@@ -372,7 +400,7 @@ export class DevSession {
     else if (trigger === "manual") parts.push("manual restart");
     else if (trigger === "crash") parts.push("after crash");
     if (buildMs !== null) parts.push(`built in ${formatMs(buildMs)}`);
-    parts.push(`${trigger === "start" ? "started" : "restarted"} in ${formatMs(restartMs)}`);
+    parts.push(`${trigger === "start" ? "started" : "restarted"}${overlap && app.listening ? " (overlapped)" : ""} in ${formatMs(restartMs)}`);
     this.log.info(`${parts.join(" · ")} ${c.dim(`→ gen ${app.gen}, pid ${app.child.pid}`)}`, {
       event: trigger === "start" ? "started" : "restarted",
       trigger,
@@ -387,29 +415,73 @@ export class DevSession {
 
   private async stopApp(): Promise<void> {
     const app = this.state.app;
-    if (this.proxy) {
-      // New requests wait for the next app; the old one finishes what it has before its signal.
-      const gen = this.proxy.liveGeneration;
-      this.proxy.clearLive();
-      if (gen && app.status === "running") {
-        const r = await this.proxy.drain(gen, this.cfg.run.stop_timeout, "cut");
-        if (r.requests || r.cut) this.log.debug(`gen ${app.gen}: ${r.requests} request(s) finished, ${r.cut} cut before ${this.cfg.run.stop_signal} (${formatMs(r.durationMs)})`);
-      }
-    }
-    if (app.status === "running") {
-      this.stopping.add(app.child);
-      const t0 = performance.now();
-      let exitedMs = 0;
-      void app.child.exited.then(() => (exitedMs = performance.now() - t0));
-      const exit = await app.child.stop({ signal: this.cfg.run.stop_signal, timeoutMs: this.cfg.run.stop_timeout });
-      this.log.debug(`gen ${app.gen} (pid ${app.child.pid}) stopped: ${exit.describe()} (exited ${exitedMs.toFixed(1)} ms after ${this.cfg.run.stop_signal}, tree gone after ${(performance.now() - t0).toFixed(1)} ms)`);
-    } else if (app.status === "crashed") {
+    // New requests wait for the next app; the old one finishes what it has before its signal (stopRunning).
+    this.proxy?.clearLive();
+    if (app.status === "running") await this.stopRunning(app);
+    else if (app.status === "crashed") {
       await app.child.stop({ signal: "SIGKILL", timeoutMs: 0 }); // sweep what it left in its group
     }
     this.state.app = { status: "none" };
   }
 
-  private startApp(paths: string[]): (App & { status: "running" }) | null {
+  /** Stops one app's whole tree (run.stop_signal, then SIGKILL after run.stop_timeout). */
+  private async stopRunning(app: RunningApp): Promise<void> {
+    this.stopping.add(app.child);
+    if (this.proxy && app.port !== undefined) {
+      const r = await this.proxy.drain(`gen${app.gen}`, this.cfg.run.stop_timeout, "cut");
+      if (r.requests || r.cut) this.log.debug(`gen ${app.gen}: ${r.requests} request(s) finished, ${r.cut} cut before ${this.cfg.run.stop_signal} (${formatMs(r.durationMs)})`);
+    }
+    const t0 = performance.now();
+    let exitedMs = 0;
+    void app.child.exited.then(() => (exitedMs = performance.now() - t0));
+    const exit = await app.child.stop({ signal: this.cfg.run.stop_signal, timeoutMs: this.cfg.run.stop_timeout });
+    app.capture?.dispose();
+    this.log.debug(`gen ${app.gen} (pid ${app.child.pid}) stopped: ${exit.describe()} (exited ${exitedMs.toFixed(1)} ms after ${this.cfg.run.stop_signal}, tree gone after ${(performance.now() - t0).toFixed(1)} ms)`);
+  }
+
+  /**
+   * dev.overlap: `next` runs beside the live app. Once it listens on hr's socket it
+   * becomes the app and the old one is stopped. If it exits first, the old one is
+   * stopped and the app started again, sequentially. Returns the app now running.
+   */
+  private async overlapWith(next: RunningApp, paths: string[]): Promise<RunningApp | null> {
+    const old = this.state.app as RunningApp;
+    this.pending = next;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeoutMs = this.cfg.serve.ready.timeout;
+    const outcome = await Promise.race([
+      next.listening!.then(() => "listening" as const),
+      next.child.exited.then(() => "exited" as const),
+      new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), timeoutMs))),
+      new Promise<"quit">((r) => this.quitWaiters.push(() => r("quit"))),
+    ]);
+    clearTimeout(timer);
+    this.pending = null;
+    if (outcome === "quit") {
+      await this.stopRunning(next);
+      return null;
+    }
+    if (outcome === "exited") {
+      const exit = next.child.exitInfo!;
+      next.capture?.dispose();
+      this.log.warn(`gen ${next.gen} ${exit.describe()} before it listened, while gen ${old.gen} still served (a port, lock or file only one instance can hold?): stopping gen ${old.gen} and starting again (dev.overlap = false always restarts this way)`, {
+        event: "overlap_failed",
+        gen: next.gen,
+        code: exit.code,
+        signal: exit.signal,
+      });
+      await this.stopApp();
+      if (this.quitRequested) return null;
+      return this.startApp(paths, false);
+    }
+    if (outcome === "timeout") this.log.warn(`gen ${next.gen} did not listen on hr's socket within ${formatMs(timeoutMs)}: stopping gen ${old.gen} anyway`);
+    this.state.app = next;
+    this.route(next);
+    await this.stopRunning(old);
+    return next;
+  }
+
+  private startApp(paths: string[], beside = false): RunningApp | null {
     const gen = ++this.gen;
     let argv = toArgv(this.cfg.run.cmd);
     const env: Record<string, string | undefined> = {
@@ -420,41 +492,105 @@ export class DevSession {
     };
     let extraFds: number[] = [];
     let port: number | undefined;
-    if (this.strategy === "fd" && this.sockets) {
-      Object.assign(env, this.sockets.appEnv());
-      argv = this.sockets.wrapArgv(argv);
-      extraFds = this.sockets.fds;
-    } else if (this.strategy === "proxy") {
-      port = this.ports.reserve();
-      env.PORT = String(port);
+    let capture: CaptureStart | undefined;
+    const ownPorts = new Set<number>();
+    let listened: () => void = () => {};
+    const listening = new Promise<void>((r) => (listened = r));
+    let captured = false;
+    // proxy: the app's private port (under capture, the socket its bind gets is bound there).
+    const reserved = this.strategy === "proxy" ? this.ports.reserve() : undefined;
+    const unreserve = () => reserved !== undefined && this.ports.release(reserved);
+    try {
+      if (this.capture && this.sockets) {
+        const t0 = performance.now();
+        const who = () => `gen ${gen}${capture && app ? ` (pid ${app.child.pid})` : ""}`;
+        capture = captureStart({
+          capture: this.capture,
+          argv,
+          cwd: this.opts.root,
+          env,
+          listeners: this.sockets.listeners,
+          privatePort: reserved,
+          events: {
+            onCaptured: (e) => {
+              captured = true;
+              this.log.debug(`${who()} binds ${e.host}:${e.port}: handed hr's socket (+${(performance.now() - t0).toFixed(1)} ms)`);
+            },
+            onListening: (e) => {
+              this.log.debug(`${who()} listening on hr's socket for :${e.port} (+${(performance.now() - t0).toFixed(1)} ms)`, { event: "listening", gen, pid: e.pid });
+              listened();
+            },
+            onOtherListen: (e) => {
+              if (e.fixed) ownPorts.add(e.port);
+              const text = otherListenMessage(who(), e, this.sockets!.describe(), captured);
+              if (captured) this.log.debug(text);
+              else this.log.warn(text, { event: "other_listen", gen, port: e.port });
+            },
+            onSkipped: (e) => this.log.warn(`${who()} binds ${e.host}:${e.port}, a port hr holds, but hr cannot hand it over (${e.why}): it will fail with EADDRINUSE`),
+            onRefused: (message) => this.log.error(`gen ${gen}: seccomp refused in the launcher (${message}); run.capture cannot work here: set run.capture = false and make the app adopt fd 3, or use dev.strategy = "proxy"`),
+            onError: (message) => this.log.warn(`capture: ${message}`),
+          },
+        });
+        argv = capture.argv;
+        extraFds = capture.extraFds;
+        Object.assign(env, capture.env);
+        port = capture.privatePort;
+      } else if (this.strategy === "fd" && this.sockets) {
+        Object.assign(env, this.sockets.appEnv());
+        argv = this.sockets.wrapArgv(argv);
+        extraFds = this.sockets.fds;
+      } else if (this.strategy === "proxy") {
+        port = reserved;
+        env.PORT = String(port);
+      }
+    } catch (error) {
+      unreserve();
+      this.log.error(`run \`${describeCommand(this.cfg.run.cmd)}\`: ${(error as Error).message}; waiting for changes`, { event: "spawn_failed" });
+      return null;
     }
     let child: Child;
+    let app: RunningApp | undefined;
     try {
       child = spawnChild({ argv, cwd: this.opts.root, env, extraFds, stdin: "ignore", dieWithParent: true });
     } catch (error) {
+      capture?.spawned();
+      capture?.dispose();
+      unreserve();
       const msg = error instanceof SpawnError ? error.message : (error as Error).message;
       this.log.error(`run \`${describeCommand(this.cfg.run.cmd)}\`: ${msg}; waiting for changes`, { event: "spawn_failed" });
       return null;
     }
-    const app = { status: "running" as const, child, gen, startedAt: performance.now(), port };
-    this.state.app = app;
-    void child.exited.then((exit) => this.onExit(child, exit));
+    capture?.spawned();
     if (port !== undefined && this.proxy) {
-      // Routable at once: until the app binds its PORT, requests retry the connect (up to DEV_WAIT_MS).
-      this.proxy.workerReady(`gen${gen}`, { worker: 1, pid: child.pid, address: { host: "127.0.0.1", port } });
-      this.proxy.setLive(`gen${gen}`);
       const p = port;
       void child.exited.then(() => {
         this.ports.release(p);
         this.proxy?.workerExited(`gen${gen}`, 1, child.pid);
       });
     }
+    app = { status: "running" as const, child, gen, startedAt: performance.now(), port, capture, listening: capture ? listening : undefined, ownPorts };
+    const started = app;
+    void child.exited.then((exit) => this.onExit(child, exit, started));
+    if (beside) return app; // overlapWith() makes it the app once it listens
+    this.state.app = app;
+    this.route(app);
     return app;
   }
 
-  private onExit(child: Child, exit: ExitInfo): void {
+  /** proxy: new requests go to this app. Routable at once: until it listens, requests retry the connect (up to DEV_WAIT_MS). */
+  private route(app: RunningApp): void {
+    if (app.port === undefined || !this.proxy) return;
+    this.proxy.workerReady(`gen${app.gen}`, { worker: 1, pid: app.child.pid, address: { host: "127.0.0.1", port: app.port } });
+    this.proxy.setLive(`gen${app.gen}`);
+  }
+
+  private onExit(child: Child, exit: ExitInfo, started: RunningApp): void {
     const app = this.state.app;
-    if (app.status !== "running" || app.child !== child || this.stopping.has(child)) return;
+    if (app.status !== "running" || app.child !== child || this.stopping.has(child)) {
+      if (this.pending !== started && !this.stopping.has(child)) started.capture?.dispose();
+      return;
+    }
+    app.capture?.dispose();
     const ranMs = performance.now() - app.startedAt;
     this.state.app = { status: "crashed", child, gen: app.gen, exit, ranMs };
     const fields = { event: "crashed", gen: app.gen, pid: child.pid, code: exit.code, signal: exit.signal };
@@ -488,6 +624,7 @@ export class DevSession {
     this.watcher?.close();
     this.keys?.close();
     if (phase.kind === "building") await phase.build.cancel();
+    for (const w of this.quitWaiters.splice(0)) w();
     await this.stopApp();
     this.proxy?.close();
     this.live?.close();
@@ -498,6 +635,7 @@ export class DevSession {
 }
 
 type App = DevState["app"];
+type RunningApp = Extract<App, { status: "running" }>;
 
 /** Entry point for `hr dev`. */
 export function runDev(opts: DevOptions): Promise<number> {

@@ -5,13 +5,26 @@
  */
 import type { Child, ExitInfo } from "../process/child.ts";
 import type { BuildRun } from "../process/build.ts";
+import type { CaptureStart } from "../capture/app.ts";
 
 export type DevStrategy = "fd" | "proxy" | "none";
 
 export type App =
   /** Nothing started yet, the first build failed, or the command could not be spawned. */
   | { status: "none" }
-  | { status: "running"; child: Child; gen: number; startedAt: number; port?: number }
+  | {
+      status: "running";
+      child: Child;
+      gen: number;
+      startedAt: number;
+      /** proxy: where hr forwards to. */
+      port?: number;
+      /** run.capture: the launch to dispose once the tree is gone, and when the app listened on hr's socket. */
+      capture?: CaptureStart;
+      listening?: Promise<void>;
+      /** Fixed TCP ports the app listens on itself (not [[listen]]): a second instance could not start beside it. */
+      ownPorts: Set<number>;
+    }
   /** Exited on its own (any exit code or signal); leftovers of its group are swept before the next start. */
   | { status: "crashed"; child: Child; gen: number; exit: ExitInfo; ranMs: number };
 
