@@ -44,6 +44,8 @@ import type { DrainReport } from "../proxy/proxy.ts";
 import { needsPort, waitReady, type ReadyResult } from "../readiness/index.ts";
 import type { SocketSet } from "../sockets/handoff.ts";
 import { openNotifySocket, type NotifySocket } from "../sockets/notify.ts";
+import { captureStart, otherListenMessage, type CaptureStart } from "../capture/app.ts";
+import type { Capture } from "../capture/index.ts";
 
 // ---------------------------------------------------------------------------
 // The state machine
@@ -114,6 +116,8 @@ function setWorker(slot: { state: WorkerState }, to: WorkerState): void {
 }
 
 const OUTPUT_LINES = 20;
+/** How runtimes report a bind() of a port already taken (Go, Node, Python, Bun, Ruby, Java …). */
+const EADDRINUSE = /EADDRINUSE|address already in use|Address in use|port \d+ (is )?(already )?in use/i;
 
 interface WorkerSlot {
   /** 1-based worker number (HR_WORKER). */
@@ -174,6 +178,11 @@ export interface GenerationOptions {
   /** Project directory: the workers' cwd. */
   root: string;
   sockets: SocketSet;
+  /**
+   * run.capture: workers start unmodified under bind capture (capture/app.ts); their
+   * listen() on hr's socket is ready.type "listen". An Error (seccomp unusable) fails the start.
+   */
+  capture?: Capture | Error;
   /** Per-master private directory (mode 0700) for the workers' NOTIFY_SOCKETs. */
   runtimeDir: string;
   log: Logger;
@@ -216,6 +225,31 @@ interface WorkerRun {
   /** The port the readiness probe connects to (tcp/http). */
   port?: number;
   ipcSubs: Set<(m: unknown) => void>;
+  /** run.capture: the launch (disposed once the worker exits) and its listen() on hr's socket. */
+  capture?: CaptureStart;
+  listen: ListenSignal;
+}
+
+interface ListenSignal {
+  fire(): void;
+  subscribe(cb: (e: unknown) => void): () => void;
+}
+
+/** The worker's listen() on hr's socket, for the listen probe (a late subscriber still hears it). */
+function listenSignal(): ListenSignal {
+  let fired = false;
+  const subs = new Set<(e: unknown) => void>();
+  return {
+    fire() {
+      fired = true;
+      for (const cb of subs) cb(undefined);
+    },
+    subscribe(cb) {
+      subs.add(cb);
+      if (fired) queueMicrotask(() => subs.has(cb) && cb(undefined));
+      return () => subs.delete(cb);
+    },
+  };
 }
 
 export class Generation {
@@ -440,11 +474,13 @@ export class Generation {
     const privatePort = this.opts.workerPort?.();
     // Under the proxy, tcp and http probe the app's own PORT (an unmodified app has nothing else).
     const port = needsPort(ready.type) ? (ready.port ?? privatePort ?? freePort()) : undefined;
-    return { privatePort, port, ipcSubs: new Set() };
+    return { privatePort, port, ipcSubs: new Set(), listen: listenSignal() };
   }
 
   /** The slot gets no process (cancelled: reason null, or could not spawn): release what reserve() took. */
   private abandon(slot: WorkerSlot, run: WorkerRun | undefined, reason: string | null): ReadyResult {
+    run?.capture?.spawned();
+    run?.capture?.dispose();
     slot.notify?.close();
     slot.notify = undefined;
     setWorker(slot, "exited");
@@ -477,16 +513,68 @@ export class Generation {
     if (!Bun.which(argv[0]!, { PATH: env.PATH ?? "", cwd: this.opts.root })) {
       throw new Error(`${JSON.stringify(argv[0])}: ${argv[0]!.includes("/") ? `no such file or not executable (cwd ${this.opts.root})` : "not found in PATH (or not executable)"}`);
     }
-    return spawnChild({
-      argv: this.opts.sockets.wrapArgv(argv),
+    let spawn = { argv: this.opts.sockets.wrapArgv(argv), env, extraFds: this.opts.sockets.fds };
+    if (this.opts.capture instanceof Error) throw this.opts.capture;
+    if (this.opts.capture) {
+      run.capture = this.captureWorker(this.opts.capture, slot, argv, env, run);
+      spawn = { argv: run.capture.argv, env: run.capture.env, extraFds: run.capture.extraFds };
+    }
+    const child = spawnChild({
+      ...spawn,
       cwd: this.opts.root,
-      env,
-      extraFds: this.opts.sockets.fds,
       stdout: "pipe",
       stderr: "pipe",
       dieWithParent: true,
       ipc: this.cfg.serve.ready.type === "ipc" ? (m) => run.ipcSubs.forEach((cb) => cb(m)) : undefined,
     });
+    run.capture?.spawned();
+    return child;
+  }
+
+  /** Prepares one worker start under bind capture; its events go to the log and to the listen probe. */
+  private captureWorker(capture: Capture, slot: WorkerSlot, argv: string[], env: Record<string, string | undefined>, run: WorkerRun): CaptureStart {
+    const source = `${this.name}/w${slot.index}`;
+    let captured = false;
+    return captureStart({
+      capture,
+      argv,
+      cwd: this.opts.root,
+      env,
+      listeners: this.opts.sockets.listeners,
+      privatePort: run.privatePort,
+      events: {
+        onCaptured: (e) => {
+          captured = true;
+          this.log.debug(`${source} (pid ${e.pid}) binds ${e.host}:${e.port}: handed hr's socket`);
+        },
+        onListening: () => run.listen.fire(),
+        onOtherListen: (e) => {
+          const text = otherListenMessage(`${source} (pid ${e.pid})`, e, this.opts.sockets.describe(), captured);
+          if (captured) this.log.debug(text);
+          else this.log.warn(text, { event: "other_listen", generation: this.number, worker: slot.index, port: e.port });
+        },
+        onSkipped: (e) => this.log.warn(`${source} (pid ${e.pid}) binds ${e.host}:${e.port}, a port hr holds, but hr cannot hand it over (${e.why}): it will fail with EADDRINUSE`),
+        onRefused: (message) => this.log.error(`${source}: seccomp refused in the launcher (${message}); run.capture cannot work here`),
+        onError: (message) => this.log.warn(`${source}: capture: ${message}`),
+      },
+    });
+  }
+
+  /**
+   * The worker printed "address already in use": when hr holds a TCP [[listen]] socket
+   * itself, say at once that hr is the holder and what fixes it (issue 11, item 4).
+   */
+  private tellFight(source: string, pid: number, line: string): void {
+    const held = this.opts.sockets.describe();
+    if (!held || this.opts.capture) return;
+    const how =
+      this.cfg.serve.strategy === "proxy"
+        ? "hr's proxy holds that address; the worker must bind $PORT (its private port)"
+        : 'serve.strategy = "fd" passes it at fd 3 (LISTEN_FDS); the worker must adopt it instead of binding';
+    this.log.error(
+      `${source} (pid ${pid}) cannot bind: "${line.trim().slice(0, 160)}". hr holds ${held} itself (${how}). Fix without code changes: set run.capture = true, and hr hands the app its socket when it binds`,
+      { event: "port_conflict", generation: this.number, pid },
+    );
   }
 
   /** Output to the log (and the slot's last lines), exit to onExit(). */
@@ -495,9 +583,14 @@ export class Generation {
     slot.child = child;
     this.opts.onProcessesChanged?.();
     this.log.debug(`${source} spawned pid ${child.pid}`, { event: "worker", generation: this.number, worker: slot.index, pid: child.pid });
+    let fightTold = false;
     const pump = (stream: ReadableStream<Uint8Array> | undefined, name: "stdout" | "stderr") => {
       if (!stream) return;
       void lines(stream, (line) => {
+        if (!fightTold && EADDRINUSE.test(line)) {
+          fightTold = true;
+          this.tellFight(source, child.pid, line);
+        }
         slot.output.push(line);
         if (slot.output.length > OUTPUT_LINES) slot.output.shift();
         this.log.appLine(source, name, line);
@@ -507,6 +600,7 @@ export class Generation {
     pump(child.stdout, "stdout");
     pump(child.stderr, "stderr");
     void child.exited.then((info) => {
+      run.capture?.dispose();
       if (run.privatePort !== undefined) this.opts.onWorkerExit?.({ worker: slot.index, pid: child.pid, port: run.privatePort });
       this.onExit(slot, child, info);
     });
@@ -527,6 +621,7 @@ export class Generation {
         slot.lineSubs.add(cb);
         return () => slot.lineSubs.delete(cb);
       },
+      onListen: run.capture ? run.listen.subscribe : undefined,
       host: "127.0.0.1",
       port: run.port,
     });

@@ -13,6 +13,10 @@
  *    generation gets stop_signal only after hr's requests to it have finished
  *    (beforeStop). No fds, no LISTEN_* and no shim for the workers.
  *
+ * run.capture (fd or proxy): workers run unmodified under bind capture (capture/): a
+ * bind of the [[listen]] port gets the held socket (fd) or a private socket on the
+ * worker's private port (proxy). No fds, LISTEN_* or shim are passed then.
+ *
  * fd and reuseport: Bun apps get the Bun.serve preload shim (serve.bun_shim, shims/), written
  * into hr's private runtime directory from the copy embedded in the binary.
  */
@@ -27,6 +31,8 @@ import { Proxy, type DrainReport, type ProxyListener } from "../proxy/proxy.ts";
 import { PrivatePorts } from "../proxy/ports.ts";
 import { openReuseport } from "./reuseport.ts";
 import { auditGeneration, inodesAtFds, type AuditVerdict } from "./socket-audit.ts";
+import { openCapture } from "../capture/app.ts";
+import type { Capture } from "../capture/index.ts";
 
 export const BUN_SHIM_FILE = "hr-bun-shim.js";
 
@@ -50,6 +56,8 @@ export function withPreload(argv: readonly string[], shimPath: string): string[]
 
 export interface GenerationHooks {
   sockets: SocketSet;
+  /** run.capture: the supervisor, or why capture can't be used (the generation fails with it). */
+  capture?: Capture | Error;
   afterReady?: (workers: { worker: number; pid: number }[]) => AuditVerdict;
   /** proxy: per-worker private PORT and routing hooks (see GenerationOptions). */
   workerPort?: () => number;
@@ -72,6 +80,11 @@ export interface ServeStrategy {
 /** Opens the strategy's sockets. Throws an Error with a user-facing message (the master logs it and exits 1). */
 export function openStrategy(cfg: Config, root: string, env: Record<string, string | undefined>, log: Logger): ServeStrategy {
   const name = cfg.serve.strategy;
+  if (cfg.run.capture) {
+    if (name === "reuseport") throw new Error('run.capture needs serve.strategy = "fd" or "proxy" (under reuseport the workers bind the port themselves)');
+    if (!cfg.listen.some((l) => !l.address.startsWith("unix:"))) throw new Error('run.capture = true needs a TCP [[listen]] address: the port the app binds (e.g. address = ":8080")');
+    openCapture("serve"); // says at start when seccomp can't be used
+  }
   if (name === "proxy") return openProxy(cfg, root, env, log);
   if (name !== "fd" && name !== "reuseport") {
     throw new Error(`serve.strategy = ${JSON.stringify(name)} is not implemented; use "fd" (the default), "reuseport" or "proxy"`);
@@ -107,11 +120,21 @@ export function openStrategy(cfg: Config, root: string, env: Record<string, stri
         },
       };
       return {
-        sockets: decorated,
+        sockets: genCfg.run.capture ? sockets : decorated,
+        capture: genCfg.run.capture ? captureFor() : undefined,
         afterReady: name === "fd" ? (workers) => auditGeneration(genName, workers, hrInodes, log) : undefined,
       };
     },
   };
+}
+
+/** The capture supervisor for a generation whose config asks for it (an Error when seccomp can't be used). */
+function captureFor(): Capture | Error {
+  try {
+    return openCapture("serve");
+  } catch (error) {
+    return error as Error;
+  }
 }
 
 /**
@@ -152,6 +175,7 @@ function openProxy(cfg: Config, root: string, env: Record<string, string | undef
       proxy.waitMs = genCfg.serve.ready.timeout;
       return {
         sockets,
+        capture: genCfg.run.capture ? captureFor() : undefined,
         workerPort: () => ports.reserve(),
         onWorkerReady: (w) => proxy.workerReady(genName, { worker: w.worker, pid: w.pid, address: { host: "127.0.0.1", port: w.port } }),
         onWorkerExit: (w) => {
