@@ -11,8 +11,6 @@ import { ensureBinary } from "../helpers/hr.ts";
 import { freePort } from "../../src/sockets/free-port.ts";
 import { cleanupServes, startServe, toml } from "../helpers/serve.ts";
 import { reloadDrill } from "../helpers/drill.ts";
-import { startLoad } from "../helpers/load.ts";
-import { get } from "../helpers/http.ts";
 import { captureUnavailable } from "../../src/capture/index.ts";
 
 beforeAll(() => ensureBinary());
@@ -47,7 +45,7 @@ drain_timeout = "10s"
     await reloadDrill(h, { label: "[capture] gunicorn -w 2 fd", reloads: 5, loadMs: 60_000, fresh: "soon" });
   }, 120_000);
 
-  capTest("Bun.serve({ port }) × 2 workers behind the proxy: each worker's bind gets a private socket; 10 reloads under load, nothing refused", async () => {
+  capTest("Bun.serve({ port }) × 2 workers behind the proxy (each worker's bind gets a private socket): 20 reloads under load, 0 failed", async () => {
     const port = freePort();
     const h = await startServe({
       toml: toml`
@@ -68,26 +66,7 @@ drain_timeout = "10s"
     });
     expect(h.port).toBe(port);
     expect(h.logs()).not.toMatch(/EADDRINUSE/);
-    // New connections only: the stock app dies at once on SIGTERM, so what it was answering at
-    // that instant is reset (counted and printed; hr's raw TCP proxy cannot replay it — an
-    // HTTP-aware proxy can). Asserted: nothing is ever refused or left hanging, every
-    // generation answers, every reload is ready from the workers' listen() alone.
-    const load = startLoad({ url: `http://127.0.0.1:${port}/`, concurrency: 16, keepAliveShare: 0, durationMs: 90_000, timeoutMs: 10_000 });
-    let r;
-    try {
-      for (let i = 0; i < 10; i++) {
-        const rl = await h.reload();
-        expect(rl.code).toBe(0);
-        expect((await get(`http://127.0.0.1:${port}/`)).body).toMatch(new RegExp(`gen=${i + 2} `));
-      }
-    } finally {
-      r = await load.stop();
-    }
-    console.log(`[capture] bun-serve × 2 proxy: 10 reloads, ${r.ok} ok, ${r.failed} failed ${JSON.stringify(r.errors)}`);
-    expect(Object.keys(r.errors).filter((e) => e !== "ECONNRESET")).toEqual([]);
-    const gens = new Set([...r.bodies.keys()].map((k) => Number(k.match(/gen=(\d+)/)?.[1])));
-    for (let g = 1; g <= 11; g++) expect(gens.has(g) ? g : `gen ${g} never answered`).toBe(g);
-    expect(await h.stop()).toBe(0);
+    await reloadDrill(h, { label: "[capture] bun-serve × 2 proxy", reloads: 20, loadMs: 90_000, fresh: "at-once" });
   }, 150_000);
 });
 
