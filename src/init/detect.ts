@@ -123,7 +123,11 @@ export function detectProject(dir: string, options: DetectOptions = {}): Detecti
 /** The socket rule, the port, readiness: the same for every language. */
 function decide(ctx: Ctx, p: Proposal): Detection {
   const { dir, reasons } = ctx;
-  const sources = listSources(dir, p.sourceExts, 60).map((file) => ({ file, text: stripComments(read(dir, file) ?? "", file) }));
+  // The files the run command names are read first (their port wins over a config file's).
+  const named = new Set(typeof p.run === "string" ? p.run.split(/\s+/) : p.run);
+  const sources = listSources(dir, p.sourceExts, 60)
+    .sort((a, b) => Number(named.has(b)) - Number(named.has(a)))
+    .map((file) => ({ file, text: stripComments(read(dir, file) ?? "", file) }));
   const base: ProjectBasics & Pick<Detection, "reasons" | "missing"> = {
     kind: p.kind,
     language: p.language,
@@ -614,7 +618,7 @@ const PY_PORTS = [/\bport\s*=\s*(\d{2,5})\b/i, /(?:HTTPServer|TCPServer)\(\s*\(\
 /** PORT read from the environment with a fallback: the fallback is the port. */
 const ENV_DEFAULT_PORTS = [
   /\bPORT\b["'\])]*\s*(?:\|\||\?\?|or)\s*["']?(\d{2,5})\b/, // process.env.PORT || 3000, env.PORT ?? 3000, os.environ.get("PORT") or 8000
-  /(?:environ\.get|getenv)\(\s*["']PORT["']\s*,\s*["']?(\d{2,5})["']?\s*\)/, // os.environ.get("PORT", 5000)
+  /["']PORT["']\s*,\s*["']?(\d{2,5})["']?\s*\)/, // os.environ.get("PORT", 5000), envInt("PORT", 8080)
   /Getenv\(\s*"PORT"\s*\)[\s\S]{0,120}?=\s*"(\d{2,5})"/, // port := os.Getenv("PORT"); if port == "" { port = "8080" }
 ];
 

@@ -410,6 +410,26 @@ describe("detectProject: each framework layout as its README writes it", () => {
   });
 });
 
+describe("detectProject on the bundled examples", () => {
+  const EXAMPLES = join(import.meta.dir, "..", "..", "examples");
+  test("apps written to adopt fd 3 get fd and their own ready signal; the unmodified Bun.serve app gets capture", () => {
+    const got = Object.fromEntries(
+      ["bun-net", "node-http", "python", "go-gin", "bun-serve"].map((name) => {
+        const d = detectProject(join(EXAMPLES, name), { which: ALL, env: NO_GOPATH });
+        renderDetected(d);
+        return [name, `${d.adopts ? "fd" : "capture"} ${d.readyType} ${d.listen} ${showCommand(d.run)}`];
+      }),
+    );
+    expect(got).toEqual({
+      "bun-net": "fd notify 127.0.0.1:8080 bun server.ts",
+      "node-http": "fd notify 127.0.0.1:8080 node server.mjs",
+      python: "fd notify 127.0.0.1:8080 python3 server.py",
+      "go-gin": "fd notify 127.0.0.1:8080 ./tmp/app",
+      "bun-serve": "capture listen 127.0.0.1:8080 bun server.ts",
+    });
+  });
+});
+
 describe("requiredChanges: what the app must change", () => {
   const d = detect({ "go.mod": GIN_MOD, "main.go": GIN_APP('r.Run(":8080")') });
   test("capture: nothing; without capture under fd: adopt fd 3; proxy: bind $PORT; a ready signal it does not send", () => {
