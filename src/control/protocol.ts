@@ -48,10 +48,10 @@ export interface ReloadRecord {
   /** The failing worker's (or build's) last output lines. */
   output?: string[];
   /**
-   * serve.strategy = "proxy", with --wait: the old generation's plain requests that
-   * hr had in flight and that finished, how many were cut at drain_timeout, and the
-   * tunnels (WebSocket, SSE) still open — they run until they end or drain_timeout,
-   * then the generation gets stop_signal.
+   * serve.strategy = "proxy", with --wait: how the old generation drained before it
+   * got stop_signal — requests and tunnels (WebSocket, SSE) hr had in flight to it
+   * that finished, and how many were cut at drain_timeout. An open tunnel makes the
+   * drain (and so --wait) last until it ends or drain_timeout.
    */
   drain?: { generation: number; requests: number; tunnels: number; cut: number; durationMs: number };
 }

@@ -11,7 +11,7 @@
  *  - Idle upstream connections are pooled per backend (LIFO, bounded, closed after
  *    IDLE_MS — shorter than common app keep-alive timeouts, e.g. Node's 5 s).
  */
-import { connect, type Conn, type UpstreamAddress } from "./conn.ts";
+import { connect, describeAddress, type Conn, type UpstreamAddress } from "./conn.ts";
 
 export interface WorkerEndpoint {
   worker: number;
@@ -39,10 +39,27 @@ export interface PooledConn {
   since: number;
 }
 
+export interface AcquireOptions {
+  /** Counted on the picked backend from the pick on (so a drain waits for the connect too). */
+  holder: Cuttable;
+  kind: "requests" | "tunnels";
+  waitMs: number;
+  /** "30s (serve.ready.timeout)" for the error texts. */
+  describeWait: string;
+  /** Stop trying (the client went away). */
+  cancelled(): boolean;
+  /** An idle pooled connection may be used. */
+  reuse: boolean;
+  /** Already picked (the synchronous fast path found no idle connection to it). */
+  first?: Backend | null;
+}
+
+export type Acquired = { b: Backend; conn: Conn; reused: boolean } | { status: 502 | 503; message: string } | null;
+
 export interface DrainReport {
   /** Requests in flight when the drain started that finished normally. */
   requests: number;
-  /** Tunnels (WebSocket, SSE, tcp) that ended by themselves — or, in the requests-done report, are still open. */
+  /** Tunnels (WebSocket, SSE, tcp) that ended by themselves before the deadline. */
   tunnels: number;
   /** Requests or tunnels still open at the deadline, cut by hr. */
   cut: number;
@@ -67,6 +84,9 @@ export class Backends {
   private readonly sweep: ReturnType<typeof setInterval>;
   /** Set while no app runs and none is coming (hr dev: crash, failed build): waiting requests get this at once. */
   down: string | null = null;
+  /** Refused connects retried; waits that ran out (stats). */
+  connectRetries = 0;
+  timedOut = 0;
 
   constructor() {
     this.sweep = setInterval(() => this.closeStaleIdle(), 1000);
@@ -178,8 +198,60 @@ export class Backends {
     }
   }
 
-  async connectFresh(b: Backend): Promise<Conn | null> {
-    return connect(b.address);
+  /** Whether `b` belongs to the live generation (a draining one takes nothing new). */
+  isLive(b: Backend): boolean {
+    return !b.dead && this.live?.name === b.generation;
+  }
+
+  /**
+   * A ready worker of the live generation and a connection to it, waiting (up to
+   * waitMs) while there is none and retrying refused connects (nothing was sent:
+   * always safe). The holder is counted on the backend from the pick, so a drain
+   * that starts during the connect waits for it; a connect that completes after
+   * its generation stopped being live is dropped and another worker picked.
+   * Resolves to the error hr answers instead, or null when cancelled.
+   */
+  async acquire(o: AcquireOptions): Promise<Acquired> {
+    const deadline = Date.now() + o.waitMs;
+    const failed = new Set<Backend>();
+    let delay = 5;
+    let refused: Backend | null = null;
+    let first = o.first;
+    while (!o.cancelled() && Date.now() < deadline) {
+      const b = first && this.isLive(first) ? first : this.pick(failed);
+      first = null;
+      if (!b) {
+        if (this.down !== null && !this.available) return { status: 502, message: this.down };
+        if (failed.size) {
+          failed.clear();
+          await Bun.sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
+          delay = Math.min(100, delay * 2);
+        } else await this.waitForChange(deadline);
+        continue;
+      }
+      if (o.reuse) {
+        const idle = this.takeIdle(b);
+        if (idle) {
+          b[o.kind].add(o.holder);
+          return { b, conn: idle, reused: true };
+        }
+      }
+      b[o.kind].add(o.holder);
+      const conn = await connect(b.address);
+      if (conn && !o.cancelled() && this.isLive(b)) return { b, conn, reused: false };
+      b[o.kind].delete(o.holder);
+      this.changed();
+      conn?.destroy();
+      if (!conn) {
+        this.connectRetries++;
+        refused = b;
+        failed.add(b);
+      }
+    }
+    if (o.cancelled()) return null;
+    this.timedOut++;
+    if (refused) return { status: 502, message: `the app is not accepting connections on its PORT (${describeAddress(refused.address)}) after ${o.describeWait}` };
+    return { status: 503, message: `no ready app within ${o.describeWait}` };
   }
 
   /** Returns a connection whose exchange completed cleanly; closed instead when its generation drains. */
@@ -233,7 +305,7 @@ export class Backends {
    * requests (and, when `tunnels` is "wait", its tunnels) have ended, up to
    * `timeoutMs`; then cuts what remains and closes its idle connections.
    */
-  async drain(gen: string, timeoutMs: number, tunnels: "wait" | "cut" = "wait", onRequestsDone?: (r: DrainReport) => void): Promise<DrainReport> {
+  async drain(gen: string, timeoutMs: number, tunnels: "wait" | "cut" = "wait"): Promise<DrainReport> {
     const started = Date.now();
     const g = this.groups.get(gen);
     if (!g) return { requests: 0, tunnels: 0, cut: 0, durationMs: 0 };
@@ -252,12 +324,7 @@ export class Backends {
       cut += startTunnels;
     }
     const deadline = started + timeoutMs;
-    let told = false;
     while (Date.now() < deadline) {
-      if (!told && count("requests") === 0) {
-        told = true;
-        onRequestsDone?.({ requests: startRequests, tunnels: count("tunnels"), cut: 0, durationMs: Date.now() - started });
-      }
       const left = count("requests") + (tunnels === "wait" ? count("tunnels") : 0);
       if (left === 0) break;
       const timer = Bun.sleep(Math.max(0, deadline - Date.now()));
@@ -272,7 +339,6 @@ export class Backends {
       b.idle = [];
     }
     cut += leftRequests + leftTunnels;
-    if (!told) onRequestsDone?.({ requests: startRequests - leftRequests, tunnels: leftTunnels, cut: leftRequests, durationMs: Date.now() - started });
     return {
       requests: startRequests - leftRequests,
       tunnels: tunnels === "wait" ? startTunnels - leftTunnels : 0,

@@ -9,7 +9,8 @@
  *    starting with SP/HT (obsolete line folding) is 400; NUL/CR/LF in values is 400.
  *  - Content-Length: digits only, at most one field with one value; together with
  *    Transfer-Encoding it is 400. Transfer-Encoding must be exactly `chunked` (any
- *    other coding is 501; in an HTTP/1.0 request it is 400).
+ *    other coding before chunked is 501; chunked not final, and any in an HTTP/1.0
+ *    request, is 400).
  *  - HTTP/1.1 requests need exactly one Host.
  *  - Limits: head bytes and header count (431), chunk-size digits (400).
  *
@@ -119,7 +120,10 @@ function bodyFraming(headers: [string, string][], minor: number, status: number)
   if (te !== null) {
     if (cl !== null) throw new HttpError(status, "both Content-Length and Transfer-Encoding");
     if (minor === 0 && status === 400) throw new HttpError(400, "Transfer-Encoding in an HTTP/1.0 request");
-    if (te.toLowerCase() !== "chunked") throw new HttpError(status === 400 ? 501 : status, `unsupported Transfer-Encoding ${JSON.stringify(te.slice(0, 40))} (only "chunked")`);
+    const codings = te.toLowerCase().split(",").map((c) => c.trim());
+    // Chunked not final: the length can't be known (RFC 9112 §6.3) → 400; another coding before it → 501.
+    if (codings[codings.length - 1] !== "chunked" || codings.filter((c) => c === "chunked").length > 1) throw new HttpError(status, `Transfer-Encoding ${JSON.stringify(te.slice(0, 40))} does not end in a single "chunked"`);
+    if (codings.length > 1) throw new HttpError(status === 400 ? 501 : status, `unsupported Transfer-Encoding ${JSON.stringify(te.slice(0, 40))} (only "chunked")`);
     return { kind: "chunked" };
   }
   if (cl !== null) return { kind: "length", length: Number(cl) };

@@ -72,7 +72,7 @@ function fdLimit(): number {
 
 export class Proxy {
   readonly backends = new Backends();
-  readonly stats: ProxyStats = { requests: 0, retried: 0, badGateway: 0, timedOut: 0, rejected: 0, connectRetries: 0 };
+  readonly stats: ProxyStats = { requests: 0, retried: 0, badGateway: 0, rejected: 0 };
   waitMs: number;
   private readonly sessions = new Set<Session>();
   private readonly listeners: { stop(closeActive?: boolean): void }[] = [];
@@ -193,9 +193,8 @@ export class Proxy {
     this.backends.setDown(message);
   }
 
-  /** `onRequestsDone`: once no plain request is in flight any more (tunnels may still run). */
-  drain(gen: string, timeoutMs: number, tunnels: "wait" | "cut" = "wait", onRequestsDone?: (r: DrainReport) => void): Promise<DrainReport> {
-    return this.backends.drain(gen, timeoutMs, tunnels, onRequestsDone);
+  drain(gen: string, timeoutMs: number, tunnels: "wait" | "cut" = "wait"): Promise<DrainReport> {
+    return this.backends.drain(gen, timeoutMs, tunnels);
   }
 
   get liveGeneration(): string | null {

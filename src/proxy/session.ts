@@ -19,7 +19,7 @@
  */
 import type { Backend, Backends, Cuttable } from "./backends.ts";
 import type { Conn } from "./conn.ts";
-import { batch, describeAddress } from "./conn.ts";
+import { batch } from "./conn.ts";
 import {
   BodyReader,
   chunk,
@@ -72,9 +72,7 @@ export interface ProxyStats {
   requests: number;
   retried: number;
   badGateway: number;
-  timedOut: number;
   rejected: number;
-  connectRetries: number;
 }
 
 type State = "head" | "wait" | "exchange" | "tunnel" | "local" | "closing" | "closed";
@@ -319,7 +317,7 @@ class Exchange implements Cuttable {
     const b = this.ctx.backends.pick();
     const idle = b && this.ctx.backends.takeIdle(b);
     if (idle) return this.begin(b, idle, true);
-    void this.acquire(false, b).then((got) => {
+    void this.acquire(true, b).then((got) => {
       if (got && !this.ended) batch(() => this.begin(got.b, got.conn, got.reused));
     });
   }
@@ -330,62 +328,35 @@ class Exchange implements Cuttable {
     this.session.attached();
   }
 
-  /** A worker (`first` when given: already picked) and a connection to it; null when hr answered instead. */
-  private async acquire(forceFresh: boolean, first?: Backend | null): Promise<{ b: Backend; conn: Conn; reused: boolean } | null> {
-    const backends = this.ctx.backends;
-    const deadline = Date.now() + this.ctx.waitMs;
-    const failed = new Set<Backend>();
-    let delay = 5;
-    let refused: Backend | null = null;
+  /** A worker and a connection to it (Backends.acquire); null when hr answered instead or the client left. */
+  private async acquire(reuse: boolean, first?: Backend | null): Promise<{ b: Backend; conn: Conn; reused: boolean } | null> {
     this.client.pause();
-    while (!this.ended) {
-      if (Date.now() >= deadline) break;
-      const b = first && !first.dead ? first : backends.pick(failed);
-      first = null;
-      if (!b) {
-        if (backends.down !== null && !backends.available) {
-          this.fail(502, backends.down);
-          return null;
-        }
-        if (failed.size) {
-          failed.clear();
-          await Bun.sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
-          delay = Math.min(100, delay * 2);
-        } else await backends.waitForChange(deadline);
-        continue;
-      }
-      if (!forceFresh) {
-        const idle = backends.takeIdle(b);
-        if (idle) return { b, conn: idle, reused: true };
-      }
-      const conn = await backends.connectFresh(b);
-      if (this.ended) {
-        conn?.destroy();
-        return null;
-      }
-      if (conn) {
-        if (b.dead) {
-          conn.destroy();
-          continue;
-        }
-        return { b, conn, reused: false };
-      }
-      this.ctx.stats.connectRetries++;
-      refused = b;
-      failed.add(b);
+    const got = await this.ctx.backends.acquire({
+      holder: this,
+      kind: "requests",
+      waitMs: this.ctx.waitMs,
+      describeWait: this.ctx.describeWait(),
+      cancelled: () => this.ended,
+      reuse,
+      first,
+    });
+    if (got && "status" in got) {
+      this.fail(got.status, got.message);
+      return null;
     }
-    if (this.ended) return null;
-    this.ctx.stats.timedOut++;
-    if (refused) this.fail(502, `the app is not accepting connections on its PORT (${describeAddress(refused.address)}) after ${this.ctx.describeWait()}`);
-    else this.fail(503, `no ready app within ${this.ctx.describeWait()}`);
-    return null;
+    if (got && this.ended) {
+      got.b.requests.delete(this);
+      got.conn.destroy();
+      return null;
+    }
+    return got;
   }
 
   private attach(b: Backend, conn: Conn, reused: boolean): void {
     this.backend = b;
     this.up = conn;
     this.reused = reused;
-    b.requests.add(this);
+    b.requests.add(this); // already there unless taken on the fast path
     conn.events = {
       data: (d) => this.onUpstreamData(d),
       end: () => this.onUpstreamEnd(),
@@ -416,6 +387,8 @@ class Exchange implements Cuttable {
     const fields = endToEnd(req, req.upgrade ? ["upgrade"] : []);
     const out = forwardedFields(fields, req, this.client.remoteAddress, this.ctx.trustForwarded);
     let head = `${req.method} ${req.target} HTTP/1.1\r\n${serializeFields(out)}`;
+    // Forwarded as HTTP/1.1, which needs a Host (RFC 9112 §3.2): empty when an HTTP/1.0 client sent none.
+    if (req.host === null) head += "Host: \r\n";
     if (req.framing.kind === "length") head += `Content-Length: ${req.framing.length}\r\n`;
     else if (req.framing.kind === "chunked") head += "Transfer-Encoding: chunked\r\n";
     if (req.upgrade) head += "Connection: upgrade\r\n";
@@ -610,7 +583,7 @@ class Exchange implements Cuttable {
     old?.destroy();
     this.detach();
     this.backend = null;
-    const got = await this.acquire(true);
+    const got = await this.acquire(false);
     if (!got || this.ended) return;
     this.attach(got.b, got.conn, false);
     const bytes = this.replay!;

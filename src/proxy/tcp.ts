@@ -34,41 +34,18 @@ export class TcpSession implements Cuttable {
   }
 
   private async start(): Promise<void> {
-    const deadline = Date.now() + this.waitMs;
-    const failed = new Set<Backend>();
-    let delay = 5;
-    while (!this.done && Date.now() < deadline) {
-      const b = this.backends.pick(failed);
-      if (!b) {
-        if (this.backends.down !== null && !this.backends.available) break;
-        if (failed.size) {
-          failed.clear();
-          await Bun.sleep(delay);
-          delay = Math.min(100, delay * 2);
-        } else await this.backends.waitForChange(deadline);
-        continue;
-      }
-      const up = await this.backends.connectFresh(b);
-      if (this.done) {
-        up?.destroy();
-        return;
-      }
-      if (!up || b.dead) {
-        up?.destroy();
-        this.stats.connectRetries++;
-        failed.add(b);
-        continue;
-      }
-      return this.attach(b, up);
+    const got = await this.backends.acquire({ holder: this, kind: "tunnels", waitMs: this.waitMs, describeWait: "", cancelled: () => this.done, reuse: false });
+    if (got && !("status" in got) && !this.done) return this.attach(got.b, got.conn);
+    if (got && !("status" in got)) {
+      got.b.tunnels.delete(this);
+      got.conn.destroy();
     }
-    if (!this.done) this.stats.timedOut++;
     this.client.destroy();
   }
 
   private attach(b: Backend, up: Conn): void {
     this.up = up;
     this.backend = b;
-    b.tunnels.add(this);
     this.stats.requests++;
     const client = this.client;
     up.events = {

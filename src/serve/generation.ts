@@ -210,10 +210,10 @@ export interface GenerationOptions {
   onReady?: () => void;
   /**
    * proxy: runs when a ready generation starts draining, before its processes get
-   * stop_signal — resolves once hr has nothing in flight to it (proxy/backends.ts);
-   * calls onRequestsDone as soon as no plain request is (tunnels may still run).
+   * stop_signal — resolves once hr has nothing in flight to it: requests done,
+   * tunnels (WebSocket, SSE) ended or cut at drain_timeout (proxy/backends.ts).
    */
-  beforeStop?: (onRequestsDone: (r: DrainReport) => void) => Promise<DrainReport>;
+  beforeStop?: () => Promise<DrainReport>;
 }
 
 let notifySeq = 0;
@@ -264,7 +264,7 @@ export class Generation {
   private readonly life = new AbortController();
   private stopPromise?: Promise<void>;
   private drainPromise?: Promise<void>;
-  /** proxy: resolves when hr has no plain request in flight to this generation (tunnels may still be open). */
+  /** proxy: how hr's own traffic to this generation drained; resolves right before its stop_signal. */
   drainReport?: Promise<DrainReport | undefined>;
   private readonly log: Logger;
   private readonly cfg: Config;
@@ -362,20 +362,18 @@ export class Generation {
       this.to("draining", { signal: this.cfg.run.stop_signal }, "info", `${this.name} draining (${this.cfg.run.stop_signal}, up to ${formatMs(this.cfg.serve.drain_timeout)})`);
       const t0 = performance.now();
       const before = this.opts.beforeStop;
-      let requestsDone!: (r: DrainReport | undefined) => void;
-      this.drainReport = new Promise((r) => (requestsDone = r));
-      const proxied = before
-        ? before(requestsDone).then((r) => {
+      this.drainReport = before
+        ? before().then((r) => {
             const what = `${r.requests} request${r.requests === 1 ? "" : "s"} and ${r.tunnels} tunnel${r.tunnels === 1 ? "" : "s"} finished${r.cut ? `, ${r.cut} cut at the drain timeout` : ""}`;
             this.log[r.cut ? "warn" : "info"](`${this.name}: nothing of hr's in flight to it (${what}, ${formatMs(r.durationMs)}); sending ${this.cfg.run.stop_signal}`, {
               event: "proxy_drained",
               generation: this.number,
               ...r,
             });
-            requestsDone(r);
+            return r;
           })
-        : Promise.resolve(requestsDone(undefined));
-      this.drainPromise = proxied.then(() => this.stopAll()).then(() => {
+        : Promise.resolve(undefined);
+      this.drainPromise = this.drainReport.then(() => this.stopAll()).then(() => {
         const ms = Math.round(performance.now() - t0);
         this.to("exited", { durationMs: ms }, "info", `${this.name} exited (drained in ${ms} ms)`);
       });

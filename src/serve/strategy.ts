@@ -64,7 +64,7 @@ export interface GenerationHooks {
   onWorkerReady?: (w: { worker: number; pid: number; port: number }) => void;
   onWorkerExit?: (w: { worker: number; pid: number; port: number }) => void;
   onReady?: () => void;
-  beforeStop?: (onRequestsDone: (r: DrainReport) => void) => Promise<DrainReport>;
+  beforeStop?: () => Promise<DrainReport>;
 }
 
 export interface ServeStrategy {
@@ -183,7 +183,7 @@ function openProxy(cfg: Config, root: string, env: Record<string, string | undef
           proxy.workerExited(genName, w.worker, w.pid);
         },
         onReady: () => proxy.setLive(genName),
-        beforeStop: (onRequestsDone) => proxy.drain(genName, genCfg.serve.drain_timeout, "wait", onRequestsDone),
+        beforeStop: () => proxy.drain(genName, genCfg.serve.drain_timeout),
       };
     },
   };

@@ -25,9 +25,8 @@ export const reload: CommandSpec = {
       process.stdout.write(r ? `gen${r.generation} is live (reload #${r.id} took ${r.durationMs} ms)\n` : `reload ${res.queued ? "queued" : "started"}\n`);
       const d = r?.drain;
       if (d) {
-        const cut = d.cut ? `, ${d.cut} cut at the drain timeout` : ", none cut";
-        const open = d.tunnels ? `; ${d.tunnels} tunnel${d.tunnels === 1 ? "" : "s"} (WebSocket, SSE) still open until they end or drain_timeout` : "";
-        process.stdout.write(`gen${d.generation} drained in ${d.durationMs} ms: ${d.requests} request${d.requests === 1 ? "" : "s"} finished${cut}${open}\n`);
+        const cut = d.cut ? `, ${d.cut} cut at drain_timeout` : ", none cut";
+        process.stdout.write(`gen${d.generation} drained in ${d.durationMs} ms: ${d.requests} request${d.requests === 1 ? "" : "s"} and ${d.tunnels} tunnel${d.tunnels === 1 ? "" : "s"} finished${cut}\n`);
       }
     }
     return 0;
