@@ -3,16 +3,19 @@
  * `hr dev` (answers, an edit → the new code answers) and `hr serve` (answers, a reload
  * → the new generation answers). Apps are written as their docs write them.
  *
- * Covered here: apps that adopt the inherited socket (init picks "fd"): Node
- * listen({ fd }) + process.send("ready"), Python socket(fileno=3) + sd_notify,
- * gunicorn (adopts LISTEN_FDS itself), Go net.FileListener(os.NewFile(3)) in GOPATH
- * mode (no go.mod; `hr serve` builds the missing binary on first start). Apps that
- * bind a port themselves get a capture config; those that read PORT are also run
- * under the proxy half of it (capture off), which needs nothing from capture.
- * Not covered here: capture itself (its own tests).
+ * Apps that adopt the inherited socket (init picks "fd"): Node listen({ fd }) +
+ * process.send("ready"), Python socket(fileno=3) + sd_notify, gunicorn (adopts
+ * LISTEN_FDS itself), Go net.FileListener(os.NewFile(3)) in GOPATH mode (no go.mod;
+ * `hr serve` builds the missing binary on first start). Apps that bind their port
+ * themselves (init picks bind capture: dev fd, serve proxy): Gin r.Run(":N") and
+ * r.Run() reading PORT in GOPATH mode, node:http `const port = N` and `PORT || N`,
+ * Flask app.run(), FastAPI under `python3 -m uvicorn`, a Bun default-export server
+ * in a project installed with npm. A PORT-reading app also runs under the proxy
+ * half of its config with capture off.
+ * Not covered here: capture's own mechanics (its tests), load and zero-drop figures.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { DevHarness, edit, freePort, waitForBody } from "../helpers/dev.ts";
@@ -211,6 +214,84 @@ describe("apps that bind their port themselves get bind capture", () => {
     const noCapture = { HR_RUN_CAPTURE: "false", HR_DEV_STRATEGY: "proxy", HR_SERVE_READY_TYPE: "tcp" };
     await devRuns(dir, "app.js", port, noCapture);
     await serveRuns(files, toml, "app.js", port, noCapture);
+  }, 60_000);
+});
+
+const hasFastapi = Bun.spawnSync(["/usr/bin/python3", "-c", "import fastapi, uvicorn"]).exitCode === 0;
+const hasFlask = Bun.spawnSync(["/usr/bin/python3", "-c", "import flask"]).exitCode === 0;
+const hasGin = hasGo && Bun.spawnSync(["test", "-d", "/usr/share/gocode/src/github.com/gin-gonic/gin"]).exitCode === 0;
+
+const GIN = (run: string) => `package main
+
+import "github.com/gin-gonic/gin"
+
+func main() {
+	r := gin.Default()
+	r.GET("/", func(c *gin.Context) {
+		c.String(200, "gin v1\\n")
+	})
+	${run}
+}
+`;
+
+/** init --yes, then hr dev (v1, edit → v2) and hr serve (v1, edit + reload → v2) with the capture config it wrote. */
+async function captureRuns(files: Record<string, string>, src: string, port: number, initEnv: Record<string, string> = {}) {
+  const dir = project(files);
+  const r = runHr(["init", "--yes", "--cwd", dir], { env: { PATH: `/usr/bin:${process.env.PATH}`, ...initEnv } });
+  expect(r.code).toBe(0);
+  const toml = readFileSync(join(dir, "hr.toml"), "utf8");
+  expect(Bun.TOML.parse(toml)).toMatchObject({ run: { capture: true }, listen: [{ address: `127.0.0.1:${port}` }], dev: { strategy: "fd" }, serve: { strategy: "proxy", ready: { type: "listen" } } });
+  expect(r.stderr).toContain(`The app needs no code change: when it binds port ${port}`);
+  await devRuns(dir, src, port);
+  const copy = Object.fromEntries(Object.keys(files).filter((f) => !f.includes("/")).map((f) => [f, readFileSync(join(dir, f), "utf8").replace("v2", "v1")]));
+  await serveRuns(copy, toml, src, port);
+  return { dir, toml };
+}
+
+describe("hr init --yes on apps that bind their port themselves → bind capture; hr dev and hr serve run them unmodified", () => {
+  test.skipIf(!hasGin)('Gin r.Run(":N") in GOPATH mode (no go.mod)', async () => {
+    const port = freePort();
+    await captureRuns({ "main.go": GIN(`r.Run(":${port}")`) }, "main.go", port);
+  }, 120_000);
+
+  test.skipIf(!hasGin)("Gin r.Run() reading PORT (.env PORT=N)", async () => {
+    const port = freePort();
+    await captureRuns({ "main.go": GIN("r.Run()"), ".env": `PORT=${port}\n` }, "main.go", port);
+  }, 120_000);
+
+  test("node:http as Express's docs write it: const port = N; app.listen(port)", async () => {
+    const port = freePort();
+    const app = `const http = require("node:http");\nconst port = ${port};\nhttp.createServer((req, res) => res.end("express-shaped v1\\n")).listen(port, () => console.log(\`listening on \${port}\`));\n`;
+    await captureRuns({ "package.json": JSON.stringify({ name: "e", main: "app.js" }), "app.js": app }, "app.js", port);
+  }, 60_000);
+
+  test.skipIf(!hasFlask)("Flask app.run(port=N) under __main__", async () => {
+    const port = freePort();
+    const app = `${FLASK}\nif __name__ == "__main__":\n    app.run(port=${port})\n`;
+    await captureRuns({ "requirements.txt": "flask\n", "app.py": app }, "app.py", port);
+  }, 60_000);
+
+  test.skipIf(!hasFastapi)("FastAPI: python3 -m uvicorn main:app (no uvicorn command)", async () => {
+    const port = freePort();
+    const app = 'from fastapi import FastAPI\nfrom fastapi.responses import PlainTextResponse\n\napp = FastAPI()\n\n@app.get("/", response_class=PlainTextResponse)\ndef root():\n    return "fastapi v1\\n"\n';
+    const { toml } = await captureRuns({ "requirements.txt": "fastapi\nuvicorn\n", "main.py": app, ".env": `PORT=${port}\n` }, "main.py", port, { PATH: "/usr/bin:/bin" });
+    expect(toml).toContain(`cmd = ["python3", "-m", "uvicorn", "main:app", "--port", "${port}"]`);
+  }, 60_000);
+
+  test("Bun default-export server, installed with npm (bun only in node_modules/.bin)", async () => {
+    const port = freePort();
+    const dir = project({
+      "package.json": JSON.stringify({ name: "h", scripts: { dev: "bun run --hot src/index.ts" }, dependencies: { hono: "4" }, devDependencies: { "@types/bun": "latest" } }),
+      "package-lock.json": "{}",
+      "src/index.ts": `export default {\n  port: ${port},\n  fetch: () => new Response("bun v1\\n"),\n};\n`,
+    });
+    mkdirSync(join(dir, "node_modules", ".bin"), { recursive: true });
+    symlinkSync(Bun.which("bun")!, join(dir, "node_modules", ".bin", "bun"));
+    const r = runHr(["init", "--yes", "--cwd", dir], { env: { PATH: "/usr/bin:/bin" } });
+    expect(r.code).toBe(0);
+    const toml = readFileSync(join(dir, "hr.toml"), "utf8");
+    expect(Bun.TOML.parse(toml)).toMatchObject({ run: { cmd: ["./node_modules/.bin/bun", "src/index.ts"], capture: true }, watch: { include_ext: expect.arrayContaining(["ts"]) } });
+    await devRuns(dir, "src/index.ts", port);
   }, 60_000);
 });
 
