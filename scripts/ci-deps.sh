@@ -5,7 +5,8 @@
 #   - python3: examples/python and the sd_notify receiver used by tests.
 #   - systemd (systemd-socket-activate): tests pass a listening socket at fd 3.
 #   - tmux: the hr init wizard is tested through a real pseudo-terminal.
-#   - gunicorn + python3-flask: `hr init` on a Flask/gunicorn app, run under hr dev and hr serve.
+#   - gunicorn, python3-flask, python3-fastapi, python3-uvicorn: `hr init` on Flask, gunicorn and
+#     FastAPI apps, run under hr dev and hr serve (no `uvicorn` command: `python3 -m uvicorn`).
 # Idempotent: does nothing when everything is present. Without root (and no sudo) it
 # only warns: the tests that need a missing tool skip themselves and say why.
 set -euo pipefail
@@ -18,10 +19,12 @@ command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 [ -x /usr/bin/gunicorn ] || need+=(gunicorn)
 [ -d /usr/lib/python3/dist-packages/flask ] || need+=(python3-flask)
+[ -d /usr/lib/python3/dist-packages/fastapi ] || need+=(python3-fastapi)
+[ -d /usr/lib/python3/dist-packages/uvicorn ] || need+=(python3-uvicorn)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "ci-deps: all present (go, gin, python3, systemd-socket-activate, tmux, setpriv, gunicorn, flask)"
+  echo "ci-deps: all present (go, gin, python3, systemd-socket-activate, tmux, setpriv, gunicorn, flask, fastapi, uvicorn)"
   exit 0
 fi
 
