@@ -86,7 +86,7 @@ export function makeContext(values: Values, positionals: string[], env: Record<s
         flags: global.logFormat ? { ...flags, log: { format: global.logFormat } } : flags,
       });
       // The file may choose json logs; flags and env have already won inside loadConfig.
-      ctx.log = new Logger({ format: loaded.config.log.format, color: global.color, level });
+      ctx.log = new Logger({ format: loaded.config.log.format, color: global.color, level, timestamps: loaded.config.log.timestamps });
       return loaded;
     },
   };

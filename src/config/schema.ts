@@ -165,6 +165,7 @@ export const ServeSection = z
 export const LogSection = z
   .strictObject({
     format: oneOf(["text", "json"]).default("text").describe("text for people, json for one object per line."),
+    timestamps: bool(false).describe("text: start every line (hr's and the workers') with an ISO 8601 time. Off by default: journald and Docker add their own; json lines always carry \"time\"."),
   })
   .describe("hr's own output.");
 

@@ -14,6 +14,7 @@
  *   anything else                    → {"ok":false,"error":"…"}
  */
 import type { GenerationStatus } from "../serve/generation.ts";
+import type { OutputStats } from "../log/output.ts";
 
 export type Request = { cmd: "status" } | { cmd: "reload"; wait?: boolean; trigger?: string } | { cmd: "upgrade"; wait?: boolean; trigger?: string };
 
@@ -74,6 +75,8 @@ export interface ServeStatus {
   upgradedFrom?: number;
   /** The last (or running) self-upgrade of this master. */
   upgrade?: UpgradeRecord;
+  /** hr's own output (log/output.ts): what a slow or vanished reader made it drop. */
+  output?: OutputStats;
 }
 
 export type Response =

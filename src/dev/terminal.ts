@@ -8,6 +8,7 @@ import { isatty } from "node:tty";
 import { createInterface, type Interface } from "node:readline";
 import { inForeground } from "../platform/libc.ts";
 import { spinner } from "@clack/prompts";
+import { out } from "../log/output.ts";
 
 export type KeyCommand = "restart" | "quit";
 
@@ -90,7 +91,7 @@ export function readKeys(onCommand: (cmd: KeyCommand) => void, opts: { onDeferre
 
 /** Clears the screen and scrollback (only when stdout is a terminal). */
 export function clearScreen(): void {
-  if (process.stdout.isTTY) process.stdout.write("\x1b[2J\x1b[3J\x1b[H");
+  if (process.stdout.isTTY) out.stdout().write("\x1b[2J\x1b[3J\x1b[H");
 }
 
 /** "3 files changed (src/a.go, src/b.go, src/c.go, …)" */
@@ -133,7 +134,7 @@ export class BuildProgress {
       this.spin.stop(this.label);
       this.spin = null;
     }
-    (stream === "stdout" ? process.stdout : process.stderr).write(`${text}\n`);
+    out[stream]().write(`${text}\n`);
   }
 
   /** Removes the spinner (hr's own summary or error line follows). */

@@ -1,8 +1,12 @@
 /**
  * hr's own output. Text for people (prefixed, coloured when the stream is a
- * TTY and NO_COLOR is unset), JSON for machines (one object per line).
- * App output is passed through untouched in dev; in serve it is prefixed.
+ * TTY and NO_COLOR is unset, optionally timestamped), JSON for machines (one
+ * object per line, always with "time"). App output is passed through untouched
+ * in dev; in serve it is prefixed. Lines go to stderr through output.ts (bounded,
+ * never blocking).
  */
+import { out, setDropNotice, formatBytes } from "./output.ts";
+
 export type LogFormat = "text" | "json";
 export type Level = "debug" | "info" | "warn" | "error";
 const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -14,6 +18,8 @@ export interface LoggerOptions {
   level: Level;
   /** Where lines go; default stderr (stdout belongs to the app). */
   write?: (line: string) => void;
+  /** Text format: prefix every line with an ISO 8601 time ([log].timestamps). */
+  timestamps?: boolean;
 }
 
 type Fields = Record<string, unknown>;
@@ -29,7 +35,20 @@ export class Logger {
 
   constructor(readonly options: LoggerOptions, private readonly scope = "hr") {
     this.colors = options.color && options.format === "text" ? COLORS : PLAIN;
-    this.write = options.write ?? ((line) => process.stderr.write(`${line}\n`));
+    if (options.write) this.write = options.write;
+    else {
+      const stderr = out.stderr();
+      this.write = (line) => stderr.write(`${line}\n`);
+      if (options.format === "json") {
+        setDropNotice((stream, bytes, lines, gone) =>
+          `${JSON.stringify({ time: new Date().toISOString(), level: "warn", scope: "hr", msg: `${gone ? `${stream} had no reader` : `the reader of hr's ${stream} was too slow`}: ${formatBytes(bytes)} dropped`, event: "output_dropped", stream, bytes, lines })}\n`,
+        );
+      }
+    }
+  }
+
+  private stamp(): string {
+    return this.options.timestamps ? `${this.colors.dim(new Date().toISOString())} ` : "";
   }
 
   /** A logger whose lines carry another prefix, e.g. "hr:gen2". */
@@ -49,7 +68,7 @@ export class Logger {
       return;
     }
     const tag = this.colors[LEVEL_TAG[level]](`${this.scope}${level === "info" ? "" : ` ${level}`}`);
-    this.write(`${tag} ${msg}`);
+    this.write(`${this.stamp()}${tag} ${msg}`);
   }
 
   /** A line of a worker's output (serve): prefixed in text, wrapped in json. */
@@ -57,7 +76,7 @@ export class Logger {
     if (this.options.format === "json") {
       this.write(JSON.stringify({ time: new Date().toISOString(), level: "info", scope: source, stream, msg: line }));
     } else {
-      this.write(`${this.colors.dim(`${source} |`)} ${line}`);
+      this.write(`${this.stamp()}${this.colors.dim(`${source} |`)} ${line}`);
     }
   }
 }

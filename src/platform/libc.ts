@@ -8,7 +8,7 @@
  *
  * Constants are the Linux generic values, identical on x86_64 and arm64.
  */
-import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
+import { dlopen, FFIType, ptr as ptrOf, read, type Pointer } from "bun:ffi";
 
 export const AF_UNIX = 1;
 export const AF_INET = 2;
@@ -29,6 +29,7 @@ export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const FD_CLOEXEC = 1;
 export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
 export const SUN_PATH_MAX = 108;
@@ -42,6 +43,9 @@ export const Errno = {
   EBADF: 9,
   EAGAIN: 11,
   EACCES: 13,
+  EPIPE: 32,
+  ECONNRESET: 104,
+  ENOTCONN: 107,
   ENOTSOCK: 88,
   EADDRINUSE: 98,
   EADDRNOTAVAIL: 99,
@@ -89,6 +93,8 @@ function open() {
     fcntl: { args: [i32, i32, i32], returns: i32 },
     recv: { args: [i32, ptr, u64, i32], returns: FFIType.i64 },
     sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: FFIType.i64 },
+    send: { args: [i32, ptr, u64, i32], returns: FFIType.i64 },
+    prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
     tcgetpgrp: { args: [i32], returns: i32 },
     getpgrp: { args: [], returns: i32 },
     clock_gettime: { args: [i32, ptr], returns: i32 },
@@ -241,7 +247,35 @@ export const libc = {
   sendto(fd: number, data: Uint8Array, addr: Uint8Array, flags = 0): number {
     return check("sendto", L().sendto(fd, data, data.length, flags, addr, addr.length));
   },
+  /** send(2) on a connected socket. Returns bytes sent, or -1 for EAGAIN/EINTR (buffer full). */
+  send(fd: number, data: Uint8Array, flags = 0): number {
+    const n = Number(L().send(fd, data, data.length, flags));
+    if (n < 0) {
+      const e = errno();
+      if (e === Errno.EAGAIN || e === Errno.EINTR) return -1;
+      throw new LibcError("send", e, strerror(e));
+    }
+    return n;
+  },
 };
+
+const PR_SET_CHILD_SUBREAPER = 36;
+const PR_GET_CHILD_SUBREAPER = 37;
+
+/**
+ * prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are reparented to this
+ * process instead of PID 1 (or the nearest other subreaper), so they stay in
+ * hr's process tree. Inherited by nobody (fork clears it).
+ */
+export function setChildSubreaper(on: boolean): void {
+  check("prctl", L().prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0));
+}
+
+export function isChildSubreaper(): boolean {
+  const v = new Int32Array(1);
+  check("prctl", L().prctl(PR_GET_CHILD_SUBREAPER, Number(ptrOf(v)), 0, 0, 0));
+  return v[0] !== 0;
+}
 
 /** Set or clear FD_CLOEXEC (cleared = inherited across exec). */
 export function setCloexec(fd: number, on: boolean): void {

@@ -390,22 +390,57 @@ export function spawnChild(opts: SpawnOptions): Child {
   return new ChildImpl(opts);
 }
 
+/** Longest line passed on whole; the rest of a longer one is replaced by a "cut" marker. */
+export const LINE_CAP = 64 * 1024;
+
 /**
  * Splits a byte stream into lines (LF or CRLF; the terminator is dropped) and
  * calls onLine for each, including a final line without newline. Resolves at EOF.
+ * Linear in the input: each byte is scanned once, and at most `cap` bytes of a
+ * line are held; a longer line is passed on as its first `cap` bytes followed by
+ * " [… N bytes cut by hr]" when its newline (or EOF) arrives.
  */
-export async function lines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
+export async function lines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void, cap = LINE_CAP): Promise<void> {
   const decoder = new TextDecoder();
-  let buf = "";
-  const emit = (l: string) => onLine(l.endsWith("\r") ? l.slice(0, -1) : l);
-  for await (const chunk of stream) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i: number;
-    while ((i = buf.indexOf("\n")) !== -1) {
-      emit(buf.slice(0, i));
-      buf = buf.slice(i + 1);
+  let parts: Uint8Array[] = [];
+  let held = 0;
+  let cut = 0;
+  const emit = () => {
+    const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts, held);
+    let text = decoder.decode(whole);
+    if (cut === 0 && text.endsWith("\r")) text = text.slice(0, -1);
+    onLine(cut ? `${text} [… ${cut} bytes cut by hr]` : text);
+    parts = [];
+    held = 0;
+    cut = 0;
+  };
+  const take = (piece: Uint8Array) => {
+    const room = cap - held;
+    if (piece.length > room) {
+      cut += piece.length - room;
+      piece = piece.subarray(0, room);
     }
+    if (piece.length) {
+      parts.push(piece.slice()); // copy: the reader may reuse its chunk
+      held += piece.length;
+    }
+  };
+  for await (const chunk of stream) {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(10, start);
+      if (nl < 0) break;
+      if (held === 0 && cut === 0 && nl - start <= cap) {
+        // The common case: a whole line inside one chunk, decoded in place.
+        const text = decoder.decode(chunk.subarray(start, nl));
+        onLine(text.endsWith("\r") ? text.slice(0, -1) : text);
+      } else {
+        take(chunk.subarray(start, nl));
+        emit();
+      }
+      start = nl + 1;
+    }
+    if (start < chunk.length) take(chunk.subarray(start));
   }
-  buf += decoder.decode();
-  if (buf !== "") emit(buf);
+  if (held > 0 || cut > 0) emit();
 }

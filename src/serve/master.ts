@@ -59,6 +59,7 @@ import { openStrategy, type ServeStrategy } from "./strategy.ts";
 import { Generation, isTerminal, type StartResult } from "./generation.ts";
 import { formatMs } from "../config/duration.ts";
 import { formatStatus } from "./status.ts";
+import { outputStats } from "../log/output.ts";
 import { startSweeper, type Sweeper } from "./sweeper.ts";
 import { SystemdNotifier } from "./systemd.ts";
 import { ENV_FROM, runUpgrade, stagingSocketPath, takeUpgradeHandoff, type UpgradeHandoff, type UpgradeOutcome } from "./upgrade.ts";
@@ -821,6 +822,7 @@ export class Master {
       reloadQueued: (s.kind === "starting" || s.kind === "reloading") && Boolean(s.queued),
       ...(this.handoff ? { upgradedFrom: this.handoff.from } : {}),
       ...(this.lastUpgrade ? { upgrade: { ...this.lastUpgrade } } : {}),
+      output: outputStats(),
     };
   }
 }

@@ -2,6 +2,7 @@
 import type { ReloadRecord, ServeStatus } from "../control/protocol.ts";
 import { CRASH_LOOP_COUNT } from "../process/backoff.ts";
 import { formatMs } from "../config/duration.ts";
+import { formatBytes } from "../log/output.ts";
 
 function reloadLine(r: ReloadRecord): string {
   const when = r.startedAt.slice(11, 19);
@@ -35,6 +36,10 @@ export function formatStatus(s: ServeStatus): string {
       const warning = w.warning ? `\n     WARNING: ${w.warning}` : "";
       out.push(`  w${w.worker} ${pid} ${w.state}${up}${restarts}${last}${loop}${warning}`);
     }
+  }
+  const o = s.output;
+  if (o && (o.droppedBytes || o.readerGone || o.queuedBytes)) {
+    out.push(`output: ${formatBytes(o.droppedBytes)} in ${o.droppedLines} lines dropped${o.readerGone ? " (no reader now)" : o.queuedBytes ? `, ${formatBytes(o.queuedBytes)} waiting for a slow reader` : ""}`);
   }
   if (s.reloads.length) {
     out.push("last reloads:");

@@ -25,6 +25,8 @@ export interface ServeOptions {
   waitReady?: boolean;
   /** Run hr under this command, e.g. ["systemd-socket-activate", "-l", "127.0.0.1:8080"]. */
   wrap?: string[];
+  /** hr's stdout and stderr go to this fd (e.g. a FIFO with a slow reader) instead of pipes read here; logs() stays empty. */
+  output?: number;
 }
 
 export interface HrResult {
@@ -76,7 +78,8 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   for (const [name, text] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), text, { mode: 0o755 });
   const env = testEnv({ XDG_RUNTIME_DIR: join(dir, "run"), HR_TEST_TAG: tag, ...opts.env });
   let out = "";
-  const proc = Bun.spawn([...(opts.wrap ?? []), ensureBinary(), "serve", ...(opts.args ?? [])], { cwd: dir, env: env as Record<string, string>, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const sink = opts.output ?? "pipe";
+  const proc = Bun.spawn([...(opts.wrap ?? []), ensureBinary(), "serve", ...(opts.args ?? [])], { cwd: dir, env: env as Record<string, string>, stdout: sink, stderr: sink, stdin: "ignore" });
   const waiters = new Set<() => void>();
   const pump = async (s: ReadableStream<Uint8Array>) => {
     const dec = new TextDecoder();
@@ -85,8 +88,10 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
       for (const w of [...waiters]) w();
     }
   };
-  void pump(proc.stdout as ReadableStream<Uint8Array>);
-  void pump(proc.stderr as ReadableStream<Uint8Array>);
+  if (opts.output === undefined) {
+    void pump(proc.stdout as ReadableStream<Uint8Array>);
+    void pump(proc.stderr as ReadableStream<Uint8Array>);
+  }
   void proc.exited.then(() => [...waiters].forEach((w) => w()));
 
   const h: ServeHandle = {
@@ -146,7 +151,14 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
     },
   };
   if (opts.waitReady ?? true) {
-    await h.waitForLog(/serving gen1/, 20_000);
+    if (opts.output === undefined) await h.waitForLog(/serving gen1/, 20_000);
+    else {
+      const until = Date.now() + 20_000;
+      while ((await h.status().catch(() => null))?.generation !== 1) {
+        if (Date.now() > until || proc.exitCode !== null) throw new Error("hr serve did not serve gen1 within 20 s");
+        await Bun.sleep(100);
+      }
+    }
     const st = await h.status();
     const m = st.sockets.match(/:(\d+)(,|$)/);
     if (m) h.port = Number(m[1]);
