@@ -1,5 +1,6 @@
 /** What every command gets: parsed flags, global settings, a logger, and a way to load the config. */
 import type { ParseArgsConfig } from "node:util";
+import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Logger, colorWanted, type LogFormat } from "../log/logger.ts";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
@@ -57,6 +58,27 @@ export const GLOBAL_HELP = `Global options:
   -h, --help             help for hr or a command`;
 
 export class UsageError extends Error {}
+
+/** A failure the user can act on (exit 1, printed as "hr: message", no stack trace). */
+export class CliError extends Error {}
+
+/** Writes a command's output file (`-o FILE`); a failure is a CliError naming the file and the reason. */
+export function writeOutputFile(file: string, text: string): void {
+  try {
+    writeFileSync(file, text);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    const why =
+      e.code === "EISDIR" ? "it is a directory" :
+      e.code === "ENOENT" ? "its directory does not exist" :
+      e.code === "EACCES" || e.code === "EPERM" ? "permission denied" :
+      e.code === "ENOTDIR" ? "a part of the path is not a directory" :
+      e.code === "EROFS" ? "read-only file system" :
+      e.code === "ENOSPC" ? "no space left on the device" :
+      e.message;
+    throw new CliError(`cannot write ${file}: ${why}`);
+  }
+}
 
 export function makeContext(values: Values, positionals: string[], env: Record<string, string | undefined>): Context {
   const logFormat = values["log-format"] as string | undefined;

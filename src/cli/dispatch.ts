@@ -1,7 +1,7 @@
 /** Parses global flags and the command, then hands over to a command module. */
 import { parseArgs } from "node:util";
 import { COMMANDS, findCommand } from "./commands/index.ts";
-import { GLOBAL_HELP, GLOBAL_OPTIONS, UsageError, makeContext, type CommandSpec } from "./context.ts";
+import { CliError, GLOBAL_HELP, GLOBAL_OPTIONS, UsageError, makeContext, type CommandSpec } from "./context.ts";
 import { VERSION_LINE, isVersionRequest } from "./version.ts";
 import { ConfigError } from "../config/errors.ts";
 
@@ -67,6 +67,18 @@ export async function main(argv: string[], env = process.env): Promise<number> {
       process.stderr.write(`hr: invalid configuration:\n${error.problems.length > 1 ? error.message.replace(/^/gm, "  ") : `  ${error.message}`}\n`);
       return 1;
     }
-    throw error;
+    if (error instanceof CliError) {
+      process.stderr.write(`hr: ${error.message}\n`);
+      return 1;
+    }
+    return unexpected(error, env);
   }
+}
+
+/** Last line of defence: a message, never a stack trace (HR_DEBUG=1 shows it). */
+export function unexpected(error: unknown, env: Record<string, string | undefined> = process.env): number {
+  const e = error as Error;
+  const text = e instanceof Error ? `${e.message}${(e as NodeJS.ErrnoException).code ? ` (${(e as NodeJS.ErrnoException).code})` : ""}` : String(error);
+  process.stderr.write(`hr: ${text}\n${env.HR_DEBUG ? `${e?.stack ?? ""}\n` : "(this is a bug in hr if the message does not say what to fix; HR_DEBUG=1 shows where it happened)\n"}`);
+  return 1;
 }

@@ -14,4 +14,11 @@ if (isVersionRequest(argv)) {
 if (argv[0] === "__capture") {
   // hr's internal launcher for bind capture (capture/launcher.ts): loads nothing else.
   void import("../capture/launcher.ts").then(({ runLauncher }) => process.exit(runLauncher(argv.slice(1))));
-} else void import("./dispatch.ts").then(async ({ main }) => process.exit(await main(argv)));
+} else {
+  void import("./dispatch.ts").then(async ({ main, unexpected }) => {
+    // Errors thrown outside a command's own handling (e.g. in an event handler) end as one line, not a stack trace.
+    process.on("uncaughtException", (error) => process.exit(unexpected(error)));
+    process.on("unhandledRejection", (error) => process.exit(unexpected(error)));
+    process.exit(await main(argv).catch((error) => unexpected(error)));
+  });
+}

@@ -2,12 +2,12 @@
  * Loading hr.toml: defaults < hr.toml < HR_* environment < command-line flags.
  * Every problem found is reported at once, with file, line and key path.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import type { z } from "zod";
 import { ConfigSchema, show, type Config } from "./schema.ts";
 import { ConfigError, didYouMean, type Problem } from "./errors.ts";
-import { lineOfPath, parseToml } from "./toml.ts";
+import { keyLines, parseToml } from "./toml.ts";
 
 export const DEFAULT_CONFIG_FILE = "hr.toml";
 
@@ -39,7 +39,7 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
   let fromFile: Record<string, unknown> = {};
   let text = "";
   if (existsSync(file)) {
-    text = readFileSync(file, "utf8");
+    text = readConfigText(file, shown);
     const parsed = parseToml(text, shown);
     if (!parsed.ok) throw new ConfigError([parsed.problem]);
     fromFile = parsed.data;
@@ -59,18 +59,45 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
   return { config: result.config, file: existsSync(file) ? file : null, root: existsSync(file) ? dirname(file) : resolve(options.cwd) };
 }
 
+/** More than this many problems are summarised in one line (a generated file with 40k bad keys). */
+const MAX_PROBLEMS = 50;
+
+/** The file's text, or a ConfigError saying why it cannot be read and what to do. */
+function readConfigText(file: string, shown: string): string {
+  try {
+    const st = statSync(file);
+    if (st.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+    // A FIFO or device would block the read (or never end): only regular files are config.
+    if (!st.isFile()) {
+      const kind = st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket" : "a device";
+      throw Object.assign(new Error(`is not a regular file (${kind}); point -c at the hr.toml file itself`), { code: "ENOTREG" });
+    }
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const message =
+      code === "EISDIR"
+        ? "is a directory, not a file; pass the file with -c DIR/hr.toml, or --cwd DIR"
+        : code === "EACCES" || code === "EPERM"
+          ? `cannot be read: permission denied; make it readable (chmod u+r ${shown}) or run hr as its owner`
+          : code === "ENOTREG"
+            ? (error as Error).message
+            : `cannot be read: ${(error as Error).message}`;
+    throw new ConfigError([{ path: "", file: shown, message }]);
+  }
+}
+
 export type Validation = { ok: true; config: Config } | { ok: false; problems: Problem[] };
 
 /** Validates already-parsed data; `text` (the TOML source) lets problems name their line. */
 export function validate(data: unknown, text = "", file?: string): Validation {
   const result = ConfigSchema.safeParse(data);
   if (result.success) return { ok: true, config: result.data };
-  const problems = result.error.issues.flatMap((issue) => issueToProblems(issue, data)).map((p) => ({
-    ...p,
-    file,
-    line: text ? lineOfPath(text, p.keyPath) : undefined,
-  }));
-  return { ok: false, problems: problems.map(({ keyPath: _, ...p }) => p) };
+  const all = result.error.issues.flatMap((issue) => issueToProblems(issue, data));
+  const lineOf = text ? keyLines(text) : () => undefined;
+  const problems: Problem[] = all.slice(0, MAX_PROBLEMS).map(({ keyPath, ...p }) => ({ ...p, file, line: lineOf(keyPath) }));
+  if (all.length > MAX_PROBLEMS) problems.push({ path: "", file, message: `… and ${all.length - MAX_PROBLEMS} more problems (the first ${MAX_PROBLEMS} are shown)` });
+  return { ok: false, problems };
 }
 
 type Located = Problem & { keyPath: (string | number)[] };

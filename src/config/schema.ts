@@ -30,19 +30,20 @@ const isRegExp = (source: string) => regExpError(source) === undefined;
 
 const expected = (what: string) => (issue: { input?: unknown }) => `expected ${what}, got ${show(issue.input)}`;
 
-const duration = (fallback: string) =>
-  z
-    .string({ error: expected('a duration like "30s"') })
-    .regex(new RegExp(DURATION_PATTERN), { error: expected('a duration like "250ms", "5s" or "2m"') })
-    .transform((text) => parseDuration(text)!)
-    .prefault(fallback);
+/** Upper bounds where a value could exhaust the machine or overflow a timer (checked by `hr check`). */
+export const LIMITS = { durationMs: 24 * 3_600_000, workers: 1024, backlog: 65535 } as const;
 
-const optionalDuration = () =>
+const boundedDuration = (what: string) =>
   z
-    .string({ error: expected('a duration like "500ms"') })
+    .string({ error: expected(what) })
+    .max(64, { error: expected('a duration like "250ms", "5s" or "2m"') })
     .regex(new RegExp(DURATION_PATTERN), { error: expected('a duration like "250ms", "5s" or "2m"') })
-    .transform((text) => parseDuration(text)!)
-    .optional();
+    .refine((text) => parseDuration(text)! <= LIMITS.durationMs, { error: (issue) => `expected a duration of at most 24h, got ${show(issue.input)}` })
+    .transform((text) => parseDuration(text)!);
+
+const duration = (fallback: string) => boundedDuration('a duration like "30s"').prefault(fallback);
+
+const optionalDuration = () => boundedDuration('a duration like "500ms"').optional();
 
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: expected(`one of ${values.map((v) => JSON.stringify(v)).join(", ")}`) });
@@ -63,10 +64,20 @@ const Signal = z
   .transform((name) => (name.toUpperCase().startsWith("SIG") ? name.toUpperCase() : `SIG${name.toUpperCase()}`))
   .pipe(oneOf(SIGNALS));
 
-const Env = z.record(z.string(), str("a string value (quote numbers)"), { error: expected('a table like { KEY = "value" }') });
+/** Environment tables: a key with "=" or NUL would be cut by execve (KEY=A=B sets KEY, and "PATH=x" as a key replaces PATH). */
+const Env = z
+  .record(z.string(), str("a string value (quote numbers)"), { error: expected('a table like { KEY = "value" }') })
+  .superRefine((env, ctx) => {
+    for (const [key, value] of Object.entries(env)) {
+      if (key === "" || key.includes("=") || key.includes("\0"))
+        ctx.addIssue({ code: "custom", path: [key], message: `${JSON.stringify(key)} is not a usable environment variable name: it must be non-empty, without "=" or NUL (e.g. DATABASE_URL)` });
+      else if (typeof value === "string" && value.includes("\0"))
+        ctx.addIssue({ code: "custom", path: [key], message: "the value contains a NUL character, which an environment variable cannot hold" });
+    }
+  });
 
-const positiveInt = (fallback: number, what: string) =>
-  z.number({ error: expected(what) }).int({ error: expected(what) }).min(1, { error: expected(what) }).default(fallback);
+const positiveInt = (fallback: number, what: string, max: number) =>
+  z.number({ error: expected(what) }).int({ error: expected(what) }).min(1, { error: expected(what) }).max(max, { error: expected(what) }).default(fallback);
 
 export const BuildSection = z
   .strictObject({
@@ -105,7 +116,7 @@ export const ListenEntry = z
   .strictObject({
     name: str().regex(/^[A-Za-z0-9_.-]+$/, { error: expected("a name of letters, digits, '_', '.', '-'") }).describe("Socket name (LISTEN_FDNAMES)."),
     address: str('an address like "127.0.0.1:8080"').describe('"127.0.0.1:8080", ":8080", "[::1]:8080" or "unix:./app.sock".'),
-    backlog: positiveInt(4096, "a positive whole number").describe("listen(2) backlog; large so connections queue during a restart (the kernel caps it at net.core.somaxconn)."),
+    backlog: positiveInt(4096, `a whole number from 1 to ${LIMITS.backlog}`, LIMITS.backlog).describe("listen(2) backlog; large so connections queue during a restart (the kernel caps it at net.core.somaxconn)."),
     mode: str('an octal file mode like "0660"')
       .regex(/^0?[0-7]{3}$/, { error: expected('an octal file mode like "0660"') })
       .optional()
@@ -149,7 +160,7 @@ export const DevSection = z
 export const ServeSection = z
   .strictObject({
     strategy: oneOf(["fd", "reuseport", "proxy"]).default("fd").describe("fd: workers inherit the sockets; reuseport: workers bind with SO_REUSEPORT; proxy: hr forwards to each worker's PORT."),
-    workers: positiveInt(1, "a whole number ≥ 1").describe("Processes per generation."),
+    workers: positiveInt(1, `a whole number from 1 to ${LIMITS.workers}`, LIMITS.workers).describe("Processes per generation."),
     ready: ReadyCheck.prefault({}),
     drain_timeout: duration("30s").describe("How long the old generation may drain after stop_signal before SIGKILL."),
     build: bool(false).describe("Run [build] before starting a new generation on reload."),

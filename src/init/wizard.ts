@@ -57,7 +57,7 @@ export function checkAddress(text: string | undefined): string | undefined {
 
 export function checkWorkers(text: string | undefined): string | undefined {
   const value = (text ?? "").trim();
-  return /^[1-9]\d{0,3}$/.test(value) ? undefined : "expected a whole number ≥ 1";
+  return /^[1-9]\d{0,3}$/.test(value) && Number(value) <= 1024 ? undefined : "expected a whole number from 1 to 1024";
 }
 
 export function checkPattern(text: string | undefined): string | undefined {

@@ -89,7 +89,7 @@ describe("hr check", () => {
     writeFileSync(join(dir, "hr.toml"), good);
     const r = runHr(["check"], { cwd: dir, env: { HR_SERVE_WORKERS: "0" } });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("serve.workers: expected a whole number ≥ 1, got 0");
+    expect(r.stderr).toContain("serve.workers: expected a whole number from 1 to 1024, got 0");
   });
 });
 

@@ -152,7 +152,7 @@ describe("precedence: defaults < file < HR_* env < flags", () => {
 
   test("an env value of the wrong type is reported like a file value", () => {
     write(`[run]\ncmd = "x"\n`);
-    expect(problems({ env: { HR_SERVE_WORKERS: "many" } }).join("\n")).toContain(`serve.workers: expected a whole number ≥ 1, got "many"`);
+    expect(problems({ env: { HR_SERVE_WORKERS: "many" } }).join("\n")).toContain(`serve.workers: expected a whole number from 1 to 1024, got "many"`);
   });
 });
 
@@ -187,7 +187,7 @@ describe("errors name where, what was expected and what was found", () => {
     const all = problems().join("\n");
     expect(all).toContain(`hr.toml:2: run.cmd: expected a command: a string for \`sh -c\`, or an array like ["./tmp/app", "--flag"], got 3`);
     expect(all).toContain(`run.stop_signal: expected one of "SIGTERM"`);
-    expect(all).toContain(`serve.workers: expected a whole number ≥ 1, got 0`);
+    expect(all).toContain(`serve.workers: expected a whole number from 1 to 1024, got 0`);
     expect(all).toContain(`serve.strategy: expected one of "fd", "reuseport", "proxy", got "magic"`);
     expect(all).toContain(`watch.exclude: expected an array of strings, got "tmp"`);
   });

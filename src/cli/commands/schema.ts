@@ -1,5 +1,5 @@
 import { jsonSchema } from "../../config/schema.ts";
-import type { CommandSpec } from "../context.ts";
+import { writeOutputFile, type CommandSpec } from "../context.ts";
 
 export const schema: CommandSpec = {
   name: "schema",
@@ -9,7 +9,7 @@ export const schema: CommandSpec = {
   options: { output: { type: "string", short: "o" } },
   async run(ctx) {
     const text = `${JSON.stringify(jsonSchema(), null, 2)}\n`;
-    if (ctx.values.output) await Bun.write(String(ctx.values.output), text);
+    if (ctx.values.output) writeOutputFile(String(ctx.values.output), text);
     else process.stdout.write(text);
     return 0;
   },

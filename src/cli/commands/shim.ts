@@ -1,5 +1,5 @@
 import { bunShimSource } from "../../serve/strategy.ts";
-import { UsageError, type CommandSpec } from "../context.ts";
+import { UsageError, writeOutputFile, type CommandSpec } from "../context.ts";
 
 export const shim: CommandSpec = {
   name: "shim",
@@ -15,7 +15,7 @@ systemd socket activation: \`hr shim bun -o hr-bun-shim.js\`, then \`bun --prelo
   async run(ctx) {
     const [kind, ...rest] = ctx.positionals;
     if (kind !== "bun" || rest.length) throw new UsageError(`expected \`hr shim bun\`${kind && kind !== "bun" ? `, got "${kind}" (only Bun needs a shim)` : ""}`);
-    if (ctx.values.output) await Bun.write(String(ctx.values.output), bunShimSource());
+    if (ctx.values.output) writeOutputFile(String(ctx.values.output), bunShimSource());
     else process.stdout.write(bunShimSource());
     return 0;
   },
