@@ -5,7 +5,7 @@
  * config file's absolute path (so `hr reload` in the same project finds it).
  */
 import { createHash } from "node:crypto";
-import { chmodSync, lstatSync, mkdirSync, readFileSync } from "node:fs";
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, constants as C } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 
 export interface RuntimePaths {
@@ -48,9 +48,39 @@ export function ensurePrivateDir(dir: string): void {
   if ((st.mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
 }
 
+/**
+ * Writes a runtime file without following links: the text goes to a fresh private
+ * name (O_CREAT|O_EXCL|O_NOFOLLOW, so a planted file or symlink there is never
+ * written through), then rename(2) puts it at `path` atomically — replacing a
+ * symlink planted at `path` instead of writing to its target, and never leaving
+ * a half-written file for a reader.
+ */
+export function writeRuntimeFile(path: string, text: string, mode = 0o600): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    unlinkSync(tmp); // a leftover of a crashed hr with a recycled pid (unlink never follows links)
+  } catch {
+    /* not there */
+  }
+  const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
 export function readPid(pidFile: string): number | undefined {
   try {
-    const n = Number(readFileSync(pidFile, "utf8").trim());
+    const fd = openSync(pidFile, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+    let text: string;
+    try {
+      text = readFileSync(fd, "utf8");
+    } finally {
+      closeSync(fd);
+    }
+    const n = Number(text.trim());
     return Number.isInteger(n) && n > 0 ? n : undefined;
   } catch {
     return undefined;

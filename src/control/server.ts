@@ -1,6 +1,12 @@
 /**
  * The control socket a running `hr serve` listens on (Bun.listen({ unix })),
  * mode 0600 inside a 0700 directory. One JSON request line in, one JSON line out.
+ *
+ * Bounded: a client has IDLE_TIMEOUT_S to send its request line (then it is
+ * closed; once the request is in, the answer may take as long as a reload does),
+ * and at most MAX_CONNECTIONS are open at once: a new client beyond that evicts
+ * the oldest one still silent, or is refused when all are being answered. Idle
+ * clients therefore cannot exhaust hr's fds nor lock `hr status` out.
  */
 import { chmodSync, lstatSync, renameSync, unlinkSync } from "node:fs";
 import { parseRequest, type Request, type Response } from "./protocol.ts";
@@ -28,6 +34,8 @@ export interface ControlServerOptions {
 }
 
 const MAX_REQUEST = 64 * 1024;
+export const IDLE_TIMEOUT_S = 5;
+export const MAX_CONNECTIONS = 64;
 
 export function startControlServer(path: string, handle: Handler, opts: ControlServerOptions = {}): ControlServer {
   let at = opts.stagingPath ?? path;
@@ -36,7 +44,18 @@ export function startControlServer(path: string, handle: Handler, opts: ControlS
   } catch {
     /* not there */
   }
-  type Data = { buf: string; done: boolean };
+  type Data = { buf: string; done: boolean; openedAt: number };
+  type Sock = Parameters<NonNullable<Parameters<typeof Bun.listen<Data>>[0]["socket"]["open"]>>[0];
+  const open = new Set<Sock>();
+  /** Connected, no request line yet: the ones evicted first. Insertion order = oldest first. */
+  const silent = new Set<Sock>();
+  const refuse = (sock: Sock, error: string) => {
+    try {
+      sock.end(`${JSON.stringify({ ok: false, error })}\n`);
+    } catch {
+      /* gone */
+    }
+  };
   const old = process.umask(0o177);
   let server: ReturnType<typeof Bun.listen<Data>>;
   try {
@@ -44,7 +63,24 @@ export function startControlServer(path: string, handle: Handler, opts: ControlS
       unix: at,
       socket: {
         open(sock) {
-          sock.data = { buf: "", done: false };
+          sock.data = { buf: "", done: false, openedAt: Date.now() };
+          if (open.size >= MAX_CONNECTIONS) {
+            const oldest = silent.values().next().value;
+            if (!oldest) {
+              sock.data.done = true;
+              return refuse(sock, `too many control connections (${MAX_CONNECTIONS}) being answered; try again`);
+            }
+            silent.delete(oldest);
+            open.delete(oldest);
+            oldest.data.done = true;
+            refuse(oldest, "closed: too many control connections, and this one sent nothing");
+          }
+          open.add(sock);
+          silent.add(sock);
+        },
+        close(sock) {
+          open.delete(sock);
+          silent.delete(sock);
         },
         data(sock, chunk) {
           const st = sock.data;
@@ -54,11 +90,13 @@ export function startControlServer(path: string, handle: Handler, opts: ControlS
           if (nl < 0) {
             if (st.buf.length > MAX_REQUEST) {
               st.done = true;
+              silent.delete(sock);
               sock.end(`${JSON.stringify({ ok: false, error: "request too long" })}\n`);
             }
             return;
           }
           st.done = true;
+          silent.delete(sock); // answering may take as long as a reload: no timeout from here on
           const parsed = parseRequest(st.buf.slice(0, nl));
           const reply = (r: Response) => {
             try {
@@ -78,6 +116,17 @@ export function startControlServer(path: string, handle: Handler, opts: ControlS
   } finally {
     process.umask(old);
   }
+  // Bun's socket.timeout() fires anywhere up to twice the time asked; one sweep a second is exact enough.
+  const sweep = setInterval(() => {
+    const cutoff = Date.now() - IDLE_TIMEOUT_S * 1000;
+    for (const sock of silent) {
+      if (sock.data.openedAt > cutoff) break; // insertion order: the rest are younger
+      silent.delete(sock);
+      sock.data.done = true;
+      refuse(sock, `no request within ${IDLE_TIMEOUT_S}s`);
+    }
+  }, 1000);
+  sweep.unref?.();
   chmodSync(at, 0o600);
   const ino = lstatSync(at).ino;
   return {
@@ -99,6 +148,7 @@ export function startControlServer(path: string, handle: Handler, opts: ControlS
       // Bun's stop() unlinks the path by name: when another master has renamed its
       // socket over ours (self-upgrade), stopping would delete ITS socket. Then leave
       // ours alone (unnamed, unreachable); it closes when this process exits.
+      clearInterval(sweep);
       if (!ours) return;
       server.stop(true);
       try {

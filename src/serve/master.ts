@@ -43,12 +43,12 @@
  * NOT covered: a master that is SIGKILLed drains nothing (its workers die with
  * it, the orphan sweeper removes leftovers; sweeper.ts).
  */
-import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { NotRunningError, request } from "../control/client.ts";
 import type { ReloadRecord, Request, Response, ServeStatus, UpgradeRecord } from "../control/protocol.ts";
-import { ensurePrivateDir, readPid, runtimePaths, type RuntimePaths } from "../control/runtime.ts";
+import { ensurePrivateDir, readPid, writeRuntimeFile, runtimePaths, type RuntimePaths } from "../control/runtime.ts";
 import { startControlServer, type ControlServer } from "../control/server.ts";
 import type { Logger } from "../log/logger.ts";
 import { killAllSync } from "../process/child.ts";
@@ -646,7 +646,7 @@ export class Master {
       this.strategy.install(this.paths.workDir);
       // After a self-upgrade the old master keeps the control socket until our first generation is ready.
       this.control = startControlServer(this.paths.socket, (req) => this.handle(req), this.handoff ? { stagingPath: stagingSocketPath(this.paths.socket) } : {});
-      if (!this.handoff) writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+      if (!this.handoff) writeRuntimeFile(this.paths.pidFile, `${process.pid}\n`);
       this.sweeper = this.newSweeper(this.handoff ? [stagingSocketPath(this.paths.socket)] : this.runtimeFiles());
       if (!this.sweeper) log.debug("setpriv not found: no orphan sweeper (grandchildren may outlive a SIGKILLed master)");
     } catch (e) {
@@ -765,9 +765,7 @@ export class Master {
   private takeOver(h: UpgradeHandoff, gen: number) {
     try {
       this.control?.publish();
-      const tmp = `${this.paths.pidFile}.${process.pid}`;
-      writeFileSync(tmp, `${process.pid}\n`, { mode: 0o600 });
-      renameSync(tmp, this.paths.pidFile);
+      writeRuntimeFile(this.paths.pidFile, `${process.pid}\n`);
       this.replaceSweeper(this.runtimeFiles());
     } catch (e) {
       this.log.error(`upgrade: taking over the control socket / pid file failed: ${(e as Error).message}`);
@@ -790,7 +788,7 @@ export class Master {
         this.control.close();
         this.control = startControlServer(this.paths.socket, (req) => this.handle(req));
       }
-      if (readPid(this.paths.pidFile) !== process.pid) writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+      if (readPid(this.paths.pidFile) !== process.pid) writeRuntimeFile(this.paths.pidFile, `${process.pid}\n`);
       ensurePrivateDir(this.paths.workDir);
     } catch (e) {
       this.log.error(`upgrade: reclaiming the control socket / pid file: ${(e as Error).message}`);

@@ -20,7 +20,7 @@
  * fd and reuseport: Bun apps get the Bun.serve preload shim (serve.bun_shim, shims/), written
  * into hr's private runtime directory from the copy embedded in the binary.
  */
-import { writeFileSync } from "node:fs";
+import { writeRuntimeFile } from "../control/runtime.ts";
 import { basename, join } from "node:path";
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
@@ -97,7 +97,7 @@ export function openStrategy(cfg: Config, root: string, env: Record<string, stri
     sockets,
     install(workDir) {
       shimPath = join(workDir, BUN_SHIM_FILE);
-      writeFileSync(shimPath, bunShimSource(), { mode: 0o600 });
+      writeRuntimeFile(shimPath, bunShimSource());
     },
     generation(genCfg, genName) {
       const mode = shimPath ? bunShimMode(genCfg.serve.bun_shim, toArgv(genCfg.run.cmd)) : undefined;

@@ -11,8 +11,8 @@
  * worker leads its own), then removes the master's stale runtime files. On a
  * normal exit the master SIGKILLs the sweeper first, so nothing is swept twice.
  */
-import { renameSync, writeFileSync } from "node:fs";
 import { spawnChild, type Child } from "../process/child.ts";
+import { writeRuntimeFile } from "../control/runtime.ts";
 
 const SCRIPT = `
 groups="$1"; shift
@@ -44,9 +44,7 @@ export function startSweeper(groupsFile: string, removeOnSweep: string[], env: R
     const text = `${pgids.join("\n")}\n`;
     if (text === last) return;
     last = text;
-    const tmp = `${groupsFile}.tmp`;
-    writeFileSync(tmp, text, { mode: 0o600 });
-    renameSync(tmp, groupsFile);
+    writeRuntimeFile(groupsFile, text);
   };
   update([]);
   let child: Child;

@@ -25,6 +25,8 @@ export interface ServeOptions {
   waitReady?: boolean;
   /** Run hr under this command, e.g. ["systemd-socket-activate", "-l", "127.0.0.1:8080"]. */
   wrap?: string[];
+  /** Runs in the project dir before hr starts (e.g. to plant files in its runtime dir). */
+  before?: (dir: string, env: Record<string, string | undefined>) => void;
   /** hr's stdout and stderr go to this fd (e.g. a FIFO with a slow reader) instead of pipes read here; logs() stays empty. */
   output?: number;
 }
@@ -78,6 +80,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   for (const [name, text] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), text, { mode: 0o755 });
   const env = testEnv({ XDG_RUNTIME_DIR: join(dir, "run"), HR_TEST_TAG: tag, ...opts.env });
   let out = "";
+  opts.before?.(dir, env);
   const sink = opts.output ?? "pipe";
   const proc = Bun.spawn([...(opts.wrap ?? []), ensureBinary(), "serve", ...(opts.args ?? [])], { cwd: dir, env: env as Record<string, string>, stdout: sink, stderr: sink, stdin: "ignore" });
   const waiters = new Set<() => void>();
