@@ -74,10 +74,13 @@ test("idle control connections are closed after the idle timeout and bounded in 
     expect(st.generation).toBe(1);
     await reading;
     const last = reports.at(-1)!;
+    if (!last.done || last.closed !== n) console.log("clients' reports:", JSON.stringify(reports));
     expect(last).toMatchObject({ closed: n, done: true });
     // The last ones go after IDLE_TIMEOUT_S of silence (swept once a second), not at once and not never.
     expect(last.t).toBeGreaterThanOrEqual(IDLE_TIMEOUT_S - 1);
     expect(last.t).toBeLessThan(IDLE_TIMEOUT_S + 5);
+    const settled = Date.now() + 3000; // hr may still be closing the last ones
+    while (fdCount(h.pid) > before + 1 && Date.now() < settled) await Bun.sleep(50);
     expect(fdCount(h.pid)).toBeLessThanOrEqual(before + 1);
   } finally {
     p.kill("SIGKILL");
