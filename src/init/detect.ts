@@ -17,6 +17,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { Command, ConfigInput } from "../config/schema.ts";
+import { captureUnavailable } from "../capture/index.ts";
 
 export type ProjectKind = "go-gin" | "go" | "bun" | "node" | "python" | "rust" | "make" | "generic";
 /** Which "adopt the socket" snippet fits the app. */
@@ -53,6 +54,8 @@ export interface Detection extends ProjectBasics {
   reasons: string[];
   /** Commands the config names that are not on PATH (hr init says how to get them). */
   missing: string[];
+  /** Things hr init must say beyond the reasons (e.g. bind capture cannot work on this machine). */
+  warnings: string[];
 }
 
 export interface DetectOptions {
@@ -62,6 +65,8 @@ export interface DetectOptions {
   env?: Record<string, string | undefined>;
   /** Where the distribution's Go libraries live (Debian: /usr/share/gocode). */
   systemGopath?: string;
+  /** Why bind capture cannot work on this machine, or null (default: the real check). */
+  captureUnavailable?: () => string | null;
 }
 
 export const DEFAULT_PORT = 8080;
@@ -110,12 +115,21 @@ interface Ctx {
   which: (cmd: string) => string | null;
   env: Record<string, string | undefined>;
   systemGopath: string;
+  captureUnavailable: () => string | null;
 }
 
 export function detectProject(dir: string, options: DetectOptions = {}): Detection {
   const env = options.env ?? process.env;
   const which = options.which ?? ((cmd: string) => Bun.which(cmd, { PATH: env.PATH ?? "" }));
-  const ctx: Ctx = { dir, reasons: [], missing: [], which, env, systemGopath: options.systemGopath ?? "/usr/share/gocode" };
+  const ctx: Ctx = {
+    dir,
+    reasons: [],
+    missing: [],
+    which,
+    env,
+    systemGopath: options.systemGopath ?? "/usr/share/gocode",
+    captureUnavailable: options.captureUnavailable ?? captureUnavailable,
+  };
   const p = detectGo(ctx) ?? detectJs(ctx) ?? detectPython(ctx) ?? detectRust(ctx) ?? detectMake(ctx) ?? generic(ctx);
   return decide(ctx, p);
 }
@@ -128,7 +142,7 @@ function decide(ctx: Ctx, p: Proposal): Detection {
   const sources = listSources(dir, p.sourceExts, 60)
     .sort((a, b) => Number(named.has(b)) - Number(named.has(a)))
     .map((file) => ({ file, text: stripComments(read(dir, file) ?? "", file) }));
-  const base: ProjectBasics & Pick<Detection, "reasons" | "missing"> = {
+  const base: ProjectBasics & Pick<Detection, "reasons" | "missing" | "warnings"> = {
     kind: p.kind,
     language: p.language,
     label: p.label,
@@ -138,6 +152,7 @@ function decide(ctx: Ctx, p: Proposal): Detection {
     exclude: p.exclude,
     reasons,
     missing: ctx.missing,
+    warnings: [],
   };
   if (p.build !== undefined) reasons.push("serve: build = true: `hr reload` rebuilds before it starts the new generation (set false if you deploy built binaries)");
   if (p.noSocket) {
@@ -176,6 +191,18 @@ function decide(ctx: Ctx, p: Proposal): Detection {
   );
   reasons.push(`dev: strategy "fd" with capture: hr holds ${listen} across restarts, so requests wait instead of being refused`);
   reasons.push('serve: strategy "proxy" with capture: each worker\'s bind() gets a private socket hr forwards to; ready when the app calls listen()');
+  const unavailable = ctx.captureUnavailable();
+  if (unavailable) {
+    // Written as the rule says (hr dev/serve will say the same, and stop); the way out is named here.
+    const readsPort = Boolean(port?.why.includes("$PORT"));
+    base.warnings.push(
+      `${unavailable}: hr dev and hr serve will refuse run.capture here. ${
+        readsPort
+          ? 'The app reads $PORT, so it runs without capture behind hr\'s proxy: set run.capture = false and dev.strategy = "proxy", and remove serve.ready.type (or HR_RUN_CAPTURE=false HR_DEV_STRATEGY=proxy HR_SERVE_READY_TYPE=tcp)'
+          : "Without capture the app must read $PORT (proxy) or adopt hr's socket at fd 3 (fd)"
+      }`,
+    );
+  }
   return { ...base, listen, adopts: false, capture: true, devStrategy: "fd", serveStrategy: "proxy", readyType: "listen" };
 }
 

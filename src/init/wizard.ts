@@ -104,6 +104,7 @@ export function summaryLines(file: string, answers: Answers, detection: Detectio
   } else if (answers.listen) {
     out.push(`The app needs no code change: ${noChangeWhy(answers)}.`);
   }
+  if (answers.capture) for (const w of detection.warnings) out.push(`warning: ${w}`);
   for (const cmd of detection.missing) out.push(`warning: \`${cmd}\` is not on PATH; install it (or edit the commands) before \`hr dev\``);
   return out;
 }

@@ -2,7 +2,8 @@ import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { ensureBinary, runHr } from "../helpers/hr.ts";
+import { spawnSync } from "node:child_process";
+import { ensureBinary, ROOT, runHr } from "../helpers/hr.ts";
 import { Tty } from "../helpers/tty.ts";
 
 let HR: string;
@@ -61,6 +62,14 @@ describe("hr init --yes", () => {
       expect(check.stdout).toStartWith("ok");
     });
   }
+
+  test("under a profile that denies seccomp: still the capture config, and a warning naming the way out", () => {
+    const dir = project({ "package.json": '{ "main": "app.js" }', "app.js": "require('http').createServer().listen(process.env.PORT || 3000)\n" });
+    const r = spawnSync(process.execPath, [join(ROOT, "test/fixtures/capture/deny-seccomp.ts"), HR, "init", "--yes", "--cwd", dir], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" }, timeout: 20_000 });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/warning: seccomp\(2\) user notification is not available to hr .*: hr dev and hr serve will refuse run\.capture here\. The app reads \$PORT/);
+    expect(readFileSync(join(dir, "hr.toml"), "utf8")).toMatch(/^capture = true$/m);
+  });
 
   test("an existing hr.toml is kept without --force, replaced with it", () => {
     const dir = project({ "go.mod": "module x\n", "hr.toml": "# mine\n" });

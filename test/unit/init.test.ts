@@ -46,7 +46,8 @@ function systemGopath(): string {
   return project({ "src/github.com/gin-gonic/gin/gin.go": "package gin\n" });
 }
 const NO_GOPATH = { HOME: "/nonexistent", GOPATH: "/nonexistent" };
-const detect = (files: Record<string, string>, which = ALL, systemGopath = "/nonexistent") => detectProject(project(files), { which, env: NO_GOPATH, systemGopath });
+const detect = (files: Record<string, string>, which = ALL, systemGopath = "/nonexistent") =>
+  detectProject(project(files), { which, env: NO_GOPATH, systemGopath, captureUnavailable: () => null });
 
 /** The issue's rule for an app that binds its port itself: capture, dev fd, serve proxy, ready on listen(). */
 function expectCapture(d: Detection, port: number) {
@@ -427,6 +428,22 @@ describe("detectProject on the bundled examples", () => {
       "go-gin": "fd notify 127.0.0.1:8080 ./tmp/app",
       "bun-serve": "capture listen 127.0.0.1:8080 bun server.ts",
     });
+  });
+});
+
+describe("bind capture unavailable on this machine", () => {
+  const why = "seccomp(2) user notification is not available to hr (Operation not permitted): a seccomp profile or security policy forbids it";
+  const files = (code: string) => ({ "package.json": JSON.stringify({ main: "app.js" }), "app.js": code });
+  test("the config still follows the rule; hr init warns and names the way out (proxy when the app reads PORT)", () => {
+    const reads = detectProject(project(files("require('http').createServer().listen(process.env.PORT || 3000)\n")), { which: ALL, captureUnavailable: () => why });
+    expect(reads.capture).toBe(true);
+    expect(reads.warnings).toHaveLength(1);
+    expect(reads.warnings[0]).toStartWith(`${why}: hr dev and hr serve will refuse run.capture here.`);
+    expect(reads.warnings[0]).toContain('The app reads $PORT, so it runs without capture behind hr\'s proxy: set run.capture = false and dev.strategy = "proxy"');
+    const fixed = detectProject(project(files("require('http').createServer().listen(3000)\n")), { which: ALL, captureUnavailable: () => why });
+    expect(fixed.warnings[0]).toContain("Without capture the app must read $PORT (proxy) or adopt hr's socket at fd 3 (fd)");
+    const adopts = detectProject(project(files("server.listen({ fd: 3 })\n")), { which: ALL, captureUnavailable: () => why });
+    expect(adopts.warnings).toEqual([]);
   });
 });
 
