@@ -11,7 +11,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { body, DevHarness, freePort } from "../helpers/dev.ts";
+import { body, DevHarness, freePort, waitForBody } from "../helpers/dev.ts";
 import { cleanupServes, startServe } from "../helpers/serve.ts";
 
 const APP = `const http = require("node:http");
@@ -147,4 +147,29 @@ describe("hr serve without hr.toml", () => {
       expect(await h.stop()).toBe(0);
     }
   }, 40_000);
+});
+
+describe("--capture without hr.toml: an app with a hard-coded port runs unmodified", () => {
+  const hardCoded = (port: number, v: string) => `require("node:http").createServer((req, res) => res.end("${v} " + (process.env.PORT ?? "-"))).listen(${port}, "0.0.0.0");\nprocess.on("SIGTERM", () => process.exit(0));\n`;
+
+  test("hr dev --listen ADDR --capture -- CMD: the app's listen(PORT) gets hr's held socket; an edit restarts it", async () => {
+    const { dir } = setup();
+    const port = freePort();
+    writeFileSync(join(dir, "app.cjs"), hardCoded(port, "v1"));
+    const run = dev.start(dir, ["--listen", `127.0.0.1:${port}`, "--capture", "--", "node", "app.cjs"]);
+    expect(await waitForBody(`http://127.0.0.1:${port}/`, /v1/)).toBe(`v1 ${port}`);
+    writeFileSync(join(dir, "app.cjs"), hardCoded(port, "v2"));
+    expect(await waitForBody(`http://127.0.0.1:${port}/`, /v2/)).toBe(`v2 ${port}`);
+    expect(run.output).toContain("capturing the app's bind");
+  }, 30_000);
+
+  test("hr serve --listen ADDR --capture --strategy proxy -- CMD: ready when the app listens; a reload starts a new one", async () => {
+    const port = freePort();
+    const h = await startServe({ toml: null, files: { "app.cjs": hardCoded(port, "v1") }, args: ["--listen", `127.0.0.1:${port}`, "--capture", "--strategy", "proxy", "--", "node", "app.cjs"] });
+    expect(await waitForBody(`http://127.0.0.1:${port}/`, /v1/)).toStartWith("v1");
+    writeFileSync(join(h.dir, "app.cjs"), hardCoded(port, "v2"));
+    expect((await h.reload()).code).toBe(0);
+    expect(await waitForBody(`http://127.0.0.1:${port}/`, /v2/)).toStartWith("v2");
+    expect(await h.stop()).toBe(0);
+  }, 30_000);
 });

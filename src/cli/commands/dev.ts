@@ -17,7 +17,8 @@ ${LISTEN_HELP}
 
 No hr.toml is needed when the command is given: \`hr dev -- go run .\` restarts on every
 change; \`hr dev --listen :8080 -- ./app\` also holds :8080 across restarts (the app gets it
-at fd 3, LISTEN_FDS=1). HR_* variables set any key: HR_WATCH_INCLUDE_EXT=go,html.`,
+at fd 3, LISTEN_FDS=1); with --capture the app may bind :8080 itself, unmodified.
+HR_* variables set any key: HR_WATCH_INCLUDE_EXT=go,html, HR_SERVE_READY_TYPE=tcp.`,
   options: {
     ...LISTEN_OPTION,
     strategy: { type: "string" },
@@ -30,6 +31,7 @@ at fd 3, LISTEN_FDS=1). HR_* variables set any key: HR_WATCH_INCLUDE_EXT=go,html
   async run(ctx) {
     const flags: Record<string, unknown> = {};
     override(flags, "listen", listenOverride(ctx.values));
+    override(flags, "run.capture", ctx.values.capture);
     override(flags, "dev.strategy", ctx.values.strategy);
     override(flags, "watch.debounce", ctx.values.debounce);
     override(flags, "watch.poll", ctx.values.poll);

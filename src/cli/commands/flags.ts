@@ -31,6 +31,8 @@ export function listenOverride(values: Values): { name: string; address: string 
   return listenEntries((Array.isArray(raw) ? raw : [raw]).map(String));
 }
 
-export const LISTEN_OPTION = { listen: { type: "string", multiple: true } } as const;
+export const LISTEN_OPTION = { listen: { type: "string", multiple: true }, capture: { type: "boolean" } } as const;
 export const LISTEN_HELP = `      --listen ADDR       hold this socket instead of [[listen]] (repeatable; NAME=ADDR names it), e.g.
-                          --listen :8080, --listen 127.0.0.1:3000, --listen admin=unix:./admin.sock`;
+                          --listen :8080, --listen 127.0.0.1:3000, --listen admin=unix:./admin.sock
+      --capture           bind capture (run.capture): the app's own bind() of a [[listen]] port gets
+                          hr's socket, so an app with a hard-coded port runs unmodified`;

@@ -28,6 +28,7 @@ stop with SIGTERM or Ctrl-C (twice: kill at once).`,
   async run(ctx) {
     const flags: Record<string, unknown> = {};
     override(flags, "listen", listenOverride(ctx.values));
+    override(flags, "run.capture", ctx.values.capture);
     override(flags, "serve.workers", intFlag(ctx.values, "workers"));
     override(flags, "serve.strategy", ctx.values.strategy);
     override(flags, "serve.drain_timeout", ctx.values["drain-timeout"]);
