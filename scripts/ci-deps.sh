@@ -7,6 +7,10 @@
 #   - tmux: the hr init wizard is tested through a real pseudo-terminal.
 #   - gunicorn, python3-flask, python3-fastapi, python3-uvicorn: `hr init` on Flask, gunicorn and
 #     FastAPI apps, run under hr dev and hr serve (no `uvicorn` command: `python3 -m uvicorn`).
+#   - qemu-user-static + libc6-arm64-cross: the linux-arm64 release binary runs under
+#     qemu-aarch64-static -L /usr/aarch64-linux-gnu (test/e2e/arm64.test.ts).
+#   - musl: /lib/ld-musl-x86_64.so.1 for the linux-x64-musl release binary.
+#   - shellcheck, curl, wget: install.sh is linted and run with each downloader.
 # Idempotent: does nothing when everything is present. Without root (and no sudo) it
 # only warns: the tests that need a missing tool skip themselves and say why.
 set -euo pipefail
@@ -22,9 +26,15 @@ command -v tmux >/dev/null 2>&1 || need+=(tmux)
 [ -d /usr/lib/python3/dist-packages/fastapi ] || need+=(python3-fastapi)
 [ -d /usr/lib/python3/dist-packages/uvicorn ] || need+=(python3-uvicorn)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
+[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
+[ -e /lib/ld-musl-x86_64.so.1 ] || [ "$(uname -m)" != x86_64 ] || need+=(musl)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v wget >/dev/null 2>&1 || need+=(wget)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "ci-deps: all present (go, gin, python3, systemd-socket-activate, tmux, setpriv, gunicorn, flask, fastapi, uvicorn)"
+  echo "ci-deps: all present (go, gin, python3, systemd-socket-activate, tmux, setpriv, gunicorn, flask, fastapi, uvicorn, qemu-aarch64-static, arm64 libc, musl, shellcheck, curl, wget)"
   exit 0
 fi
 

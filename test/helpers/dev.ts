@@ -45,9 +45,10 @@ export class DevRun {
   output = "";
   private readonly done: Promise<void>;
 
-  constructor(readonly dir: string, args: string[] = [], env: Record<string, string | undefined> = {}) {
+  /** `hr` is the command that runs hr (default dist/hr), e.g. [qemu, -L, …, release binary]. */
+  constructor(readonly dir: string, args: string[] = [], env: Record<string, string | undefined> = {}, hr: string[] = [ensureBinary()]) {
     this.tag = `${process.pid}-${Date.now()}-${seq++}`;
-    this.proc = Bun.spawn([ensureBinary(), "dev", ...args], {
+    this.proc = Bun.spawn([...hr, "dev", ...args], {
       cwd: dir,
       env: { ...process.env, PATH: `${BIN_DIR}:${process.env.PATH}`, NO_COLOR: "1", HR_TEST_TAG: this.tag, ...env },
       stdin: "pipe",
@@ -136,8 +137,8 @@ export class DevHarness {
   private runs: DevRun[] = [];
   private dirs: string[] = [];
 
-  start(dir: string, args: string[] = [], env: Record<string, string | undefined> = {}): DevRun {
-    const run = new DevRun(dir, args, env);
+  start(dir: string, args: string[] = [], env: Record<string, string | undefined> = {}, hr?: string[]): DevRun {
+    const run = new DevRun(dir, args, env, hr);
     this.runs.push(run);
     return run;
   }

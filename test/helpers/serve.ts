@@ -29,6 +29,8 @@ export interface ServeOptions {
   before?: (dir: string, env: Record<string, string | undefined>) => void;
   /** hr's stdout and stderr go to this fd (e.g. a FIFO with a slow reader) instead of pipes read here; logs() stays empty. */
   output?: number;
+  /** The hr binary to run (default dist/hr), e.g. a release target's under `wrap: [qemu…]`. */
+  binary?: string;
 }
 
 export interface HrResult {
@@ -82,7 +84,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   let out = "";
   opts.before?.(dir, env);
   const sink = opts.output ?? "pipe";
-  const proc = Bun.spawn([...(opts.wrap ?? []), ensureBinary(), "serve", ...(opts.args ?? [])], { cwd: dir, env: env as Record<string, string>, stdout: sink, stderr: sink, stdin: "ignore" });
+  const proc = Bun.spawn([...(opts.wrap ?? []), opts.binary ?? ensureBinary(), "serve", ...(opts.args ?? [])], { cwd: dir, env: env as Record<string, string>, stdout: sink, stderr: sink, stdin: "ignore" });
   const waiters = new Set<() => void>();
   const pump = async (s: ReadableStream<Uint8Array>) => {
     const dec = new TextDecoder();
