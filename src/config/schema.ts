@@ -204,7 +204,7 @@ export const ConfigSchema = z
     if (config.serve.ready.type === "log" && !config.serve.ready.pattern)
       ctx.addIssue({ code: "custom", path: ["serve", "ready", "pattern"], message: 'ready.type = "log" needs a pattern, e.g. pattern = "listening on"' });
     if (config.dev.live_reload && config.dev.strategy !== "proxy")
-      ctx.addIssue({ code: "custom", path: ["dev", "live_reload"], message: `dev.live_reload needs dev.strategy = "proxy" (hr must see the HTTP responses to inject the reload script); strategy is ${JSON.stringify(config.dev.strategy ?? (config.listen.length ? "fd" : "none"))}` });
+      ctx.addIssue({ code: "custom", path: ["dev", "live_reload"], message: `dev.live_reload needs dev.strategy = "proxy" (hr must see the HTTP responses to inject the reload script); strategy is ${JSON.stringify(config.dev.strategy ?? defaultDevStrategy(config.listen.length))}` });
     if (config.serve.ready.type === "listen" && !config.run.capture)
       ctx.addIssue({ code: "custom", path: ["serve", "ready", "type"], message: 'ready.type = "listen" needs run.capture = true (hr sees the app\'s listen() only on a socket it handed over)' });
     if (config.dev.strategy === "fd" && config.listen.length === 0)
@@ -213,12 +213,18 @@ export const ConfigSchema = z
   // The readiness default follows the strategy: a captured app's listen() is the signal; under proxy an unmodified app only binds PORT.
   .transform((config) => ({
     ...config,
+    dev: { ...config.dev, strategy: config.dev.strategy ?? defaultDevStrategy(config.listen.length) },
     serve: { ...config.serve, ready: { ...config.serve.ready, type: config.serve.ready.type ?? defaultReadyType(config.run.capture, config.serve.strategy) } },
   }))
   .describe("hr.toml: configuration for hr dev and hr serve.");
 
+/** dev.strategy when unset: "fd" when [[listen]] is set (hr can hold the socket), else "none". */
+export function defaultDevStrategy(listenCount: number): DevStrategyName {
+  return listenCount > 0 ? "fd" : "none";
+}
+
 /** serve.ready.type when unset: "listen" under capture, "tcp" under the proxy, else "notify". */
-export function defaultReadyType(capture: boolean, strategy: "fd" | "reuseport" | "proxy"): "listen" | "tcp" | "notify" {
+export function defaultReadyType(capture: boolean, strategy: ServeStrategyName): "listen" | "tcp" | "notify" {
   return capture ? "listen" : strategy === "proxy" ? "tcp" : "notify";
 }
 
@@ -226,6 +232,9 @@ export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type ListenConfig = Config["listen"][number];
 export type ReadyConfig = Config["serve"]["ready"];
+export type ReadyType = ReadyConfig["type"];
+export type DevStrategyName = NonNullable<z.output<typeof DevSection>["strategy"]>;
+export type ServeStrategyName = z.output<typeof ServeSection>["strategy"];
 
 /** JSON Schema for editors (taplo, Even Better TOML): describes the file as written. */
 export function jsonSchema(): Record<string, unknown> {

@@ -25,16 +25,12 @@ import type { Logger } from "../log/logger.ts";
 import { formatMs } from "../config/duration.ts";
 import { describe as describeCommand, toArgv } from "../process/command.ts";
 import { killAllSync, spawnChild, SpawnError, type Child, type ExitInfo } from "../process/child.ts";
-import { openSockets, type SocketSet } from "../sockets/handoff.ts";
 import { noEventFilesystem, watch, type Watcher } from "../watch/watcher.ts";
 import { BuildRun, buildSteps, describeStep, type BuildStep } from "../process/build.ts";
-import { Proxy } from "../proxy/proxy.ts";
-import { PrivatePorts } from "../proxy/ports.ts";
-import { proxyListeners } from "../serve/strategy.ts";
-import { LiveReload } from "./livereload.ts";
-import { captureStart, openCapture, otherListenMessage, type CaptureStart } from "../capture/app.ts";
-import type { Capture } from "../capture/index.ts";
-import { backoffMs, resolveStrategy, type DevState, type DevStrategy, type Trigger } from "./state.ts";
+import { openStrategy } from "../strategy/index.ts";
+import type { Strategy } from "../strategy/types.ts";
+import { captureStart, otherListenMessage, type CaptureStart } from "../capture/app.ts";
+import { backoffMs, type DevState, type Trigger } from "./state.ts";
 import { BuildProgress, clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";
 
 export interface DevOptions {
@@ -59,20 +55,13 @@ export function changedPathsEnv(paths: readonly string[], maxBytes = 32 * 1024):
   return out;
 }
 
-/** How long a request waits for an app (restarting, building, not bound yet) before hr answers 503/502. */
-const DEV_WAIT_MS = 30_000;
 
 export class DevSession {
   readonly state: DevState = { phase: { kind: "idle" }, app: { status: "none" } };
-  readonly strategy: DevStrategy;
+  private strategy: Strategy | null = null;
   private readonly cfg: Config;
   private readonly log: Logger;
   private readonly steps: BuildStep[];
-  private sockets: SocketSet | null = null;
-  private proxy: Proxy | null = null;
-  private live: LiveReload | null = null;
-  private readonly ports = new PrivatePorts();
-  private capture: Capture | null = null;
   /** An app started beside the running one (overlap) until it listens. */
   private pending: RunningApp | null = null;
   private readonly overlap: boolean;
@@ -103,8 +92,7 @@ export class DevSession {
     this.cfg = opts.config;
     this.log = opts.log;
     this.steps = buildSteps(this.cfg.build);
-    this.strategy = resolveStrategy(this.cfg.dev.strategy, this.cfg.listen.length);
-    this.overlap = this.cfg.run.capture && this.strategy !== "none" && this.cfg.dev.overlap !== false;
+    this.overlap = this.cfg.run.capture && this.cfg.dev.strategy !== "none" && this.cfg.dev.overlap !== false;
   }
 
   // ------------------------------------------------------------------ events
@@ -203,22 +191,9 @@ export class DevSession {
 
   private async setup(): Promise<void> {
     const { cfg, log } = this;
-    if (this.strategy === "proxy" && cfg.listen.length === 0)
-      throw new Error('dev.strategy = "proxy" needs a [[listen]] address for hr to accept on (the app gets a private PORT)');
-    if (cfg.run.capture && (this.strategy === "none" || cfg.listen.length === 0))
-      throw new Error('run.capture = true needs a [[listen]] address: the port the app binds (e.g. address = ":8080"), which hr holds and hands over');
     if (cfg.dev.overlap && !cfg.run.capture)
       log.warn("dev.overlap = true needs run.capture (hr learns that the new app is up from its listen() on hr's socket): restarts stop the old app first");
-    if (cfg.run.capture) this.capture = openCapture("dev");
-    if (this.strategy !== "none" && cfg.listen.length > 0) {
-      this.sockets = openSockets(cfg.listen, this.opts.root, this.opts.env);
-    }
-    if (this.strategy === "proxy") {
-      // Requests wait for the app (restarting, not bound yet) up to 30 s; live reload is a filter on the proxy.
-      this.live = cfg.dev.live_reload ? new LiveReload() : null;
-      this.proxy = new Proxy({ listeners: proxyListeners(cfg, this.sockets!), log, waitMs: DEV_WAIT_MS, filter: this.live?.filter, intercept: this.live?.intercept });
-      this.proxy.start();
-    }
+    this.strategy = await openStrategy({ mode: "dev", config: cfg, root: this.opts.root, env: this.opts.env, log });
     if (this.opts.signals !== false) this.installSignals();
     let pollMs = cfg.watch.poll;
     const fsType = pollMs === undefined ? noEventFilesystem(this.opts.root) : null;
@@ -245,11 +220,12 @@ export class DevSession {
         onDeferred: () => log.debug("running in the background of the terminal: keys are read once hr is in the foreground"),
       });
     }
-    const where = this.sockets ? ` on ${this.sockets.describe()}${this.capture ? " (capturing the app's bind)" : ""}` : "";
+    const listen = this.strategy.sockets.describe();
+    const where = listen ? ` on ${listen}${cfg.run.capture ? " (capturing the app's bind)" : ""}` : "";
     const keys = this.keys ? " · r+Enter restarts, q+Enter quits" : "";
     log.info(
-      `dev: watching ${this.watcher.watchedDirs} ${this.watcher.watchedDirs === 1 ? "dir" : "dirs"}${this.watcher.mode === "poll" ? ` (poll every ${formatMs(pollMs ?? 0)})` : ""} · strategy ${this.strategy}${where}${keys}`,
-      { event: "watching", dirs: this.watcher.watchedDirs, mode: this.watcher.mode, strategy: this.strategy, listen: this.sockets?.describe() },
+      `dev: watching ${this.watcher.watchedDirs} ${this.watcher.watchedDirs === 1 ? "dir" : "dirs"}${this.watcher.mode === "poll" ? ` (poll every ${formatMs(pollMs ?? 0)})` : ""} · strategy ${this.strategy.name}${where}${keys}`,
+      { event: "watching", dirs: this.watcher.watchedDirs, mode: this.watcher.mode, strategy: this.strategy.name, listen: listen || undefined },
     );
   }
 
@@ -313,11 +289,11 @@ export class DevSession {
           // which failed; with restart_on_crash the last good app comes back after the backoff.
           if (app.status === "crashed" && this.cfg.dev.restart_on_crash && !this.quitRequested && !this.dirty && !this.manual) {
             const delayMs = backoffMs(this.consecutiveCrashes);
-            this.proxy?.setDown(this.downMessage(`the app ${app.exit.describe()}`, delayMs));
+            this.strategy?.down?.(this.downMessage(`the app ${app.exit.describe()}`, delayMs));
             this.log.info(`gen ${app.gen} crashed during the build: restarting it in ${formatMs(delayMs)}`);
             this.scheduleCrashRestart(delayMs);
           } else if (app.status === "none") {
-            this.proxy?.setDown(this.downMessage(`the build failed (${describeStep(result.step)} ${what})`));
+            this.strategy?.down?.(this.downMessage(`the build failed (${describeStep(result.step)} ${what})`));
           }
           return;
         }
@@ -389,11 +365,6 @@ export class DevSession {
       );
     }
     if (trigger !== "crash") this.consecutiveCrashes = 0;
-    if (trigger !== "start" && this.live) {
-      // Pages reload now; their requests wait in the proxy until the new app accepts.
-      this.log.debug(`live reload: ${this.live?.listeners ?? 0} page(s)`);
-      this.live?.reload(app.gen);
-    }
     const c = this.log.colors;
     const parts: string[] = [];
     if (trigger === "change") parts.push(describeChanges(paths));
@@ -416,7 +387,7 @@ export class DevSession {
   private async stopApp(): Promise<void> {
     const app = this.state.app;
     // New requests wait for the next app; the old one finishes what it has before its signal (stopRunning).
-    this.proxy?.clearLive();
+    this.strategy?.down?.(null);
     if (app.status === "running") await this.stopRunning(app);
     else if (app.status === "crashed") {
       await app.child.stop({ signal: "SIGKILL", timeoutMs: 0 }); // sweep what it left in its group
@@ -427,8 +398,8 @@ export class DevSession {
   /** Stops one app's whole tree (run.stop_signal, then SIGKILL after run.stop_timeout). */
   private async stopRunning(app: RunningApp): Promise<void> {
     this.stopping.add(app.child);
-    if (this.proxy && app.port !== undefined) {
-      const r = await this.proxy.drain(`gen${app.gen}`, this.cfg.run.stop_timeout, "cut");
+    if (this.strategy?.retire) {
+      const r = await this.strategy.retire(app.gen, this.cfg.run.stop_timeout);
       if (r.requests || r.cut) this.log.debug(`gen ${app.gen}: ${r.requests} request(s) finished, ${r.cut} cut before ${this.cfg.run.stop_signal} (${formatMs(r.durationMs)})`);
     }
     const t0 = performance.now();
@@ -497,19 +468,22 @@ export class DevSession {
     let listened: () => void = () => {};
     const listening = new Promise<void>((r) => (listened = r));
     let captured = false;
+    const strategy = this.strategy!;
     // proxy: the app's private port (under capture, the socket its bind gets is bound there).
-    const reserved = this.strategy === "proxy" ? this.ports.reserve() : undefined;
-    const unreserve = () => reserved !== undefined && this.ports.release(reserved);
+    const wiring = strategy.wire(this.cfg, gen);
+    const reserved = wiring.port;
+    const unreserve = () => strategy.exited?.({ gen, worker: 1, pid: 0, port: reserved });
     try {
-      if (this.capture && this.sockets) {
+      if (wiring.capture instanceof Error) throw wiring.capture;
+      if (wiring.capture) {
         const t0 = performance.now();
         const who = () => `gen ${gen}${capture && app ? ` (pid ${app.child.pid})` : ""}`;
         capture = captureStart({
-          capture: this.capture,
+          capture: wiring.capture,
           argv,
           cwd: this.opts.root,
           env,
-          listeners: this.sockets.listeners,
+          listeners: strategy.sockets.listeners,
           privatePort: reserved,
           events: {
             onCaptured: (e) => {
@@ -522,7 +496,7 @@ export class DevSession {
             },
             onOtherListen: (e) => {
               if (e.fixed) ownPorts.add(e.port);
-              const text = otherListenMessage(who(), e, this.sockets!.describe(), captured);
+              const text = otherListenMessage(who(), e, strategy.sockets.describe(), captured);
               if (captured) this.log.debug(text);
               else this.log.warn(text, { event: "other_listen", gen, port: e.port });
             },
@@ -535,13 +509,11 @@ export class DevSession {
         extraFds = capture.extraFds;
         Object.assign(env, capture.env);
         port = capture.privatePort;
-      } else if (this.strategy === "fd" && this.sockets) {
-        Object.assign(env, this.sockets.appEnv());
-        argv = this.sockets.wrapArgv(argv);
-        extraFds = this.sockets.fds;
-      } else if (this.strategy === "proxy") {
-        port = reserved;
-        env.PORT = String(port);
+      } else {
+        Object.assign(env, wiring.env);
+        argv = wiring.argv(argv);
+        extraFds = wiring.fds;
+        port = wiring.port;
       }
     } catch (error) {
       unreserve();
@@ -561,13 +533,7 @@ export class DevSession {
       return null;
     }
     capture?.spawned();
-    if (port !== undefined && this.proxy) {
-      const p = port;
-      void child.exited.then(() => {
-        this.ports.release(p);
-        this.proxy?.workerExited(`gen${gen}`, 1, child.pid);
-      });
-    }
+    void child.exited.then(() => strategy.exited?.({ gen, worker: 1, pid: child.pid, port }));
     app = { status: "running" as const, child, gen, startedAt: performance.now(), port, capture, listening: capture ? listening : undefined, ownPorts };
     const started = app;
     void child.exited.then((exit) => this.onExit(child, exit, started));
@@ -577,11 +543,13 @@ export class DevSession {
     return app;
   }
 
-  /** proxy: new requests go to this app. Routable at once: until it listens, requests retry the connect (up to DEV_WAIT_MS). */
+  /**
+   * proxy: new requests go to this app. Routable at once: until it listens, requests retry
+   * the connect (up to 30 s). With dev.live_reload, open pages reload once a new app replaced one.
+   */
   private route(app: RunningApp): void {
-    if (app.port === undefined || !this.proxy) return;
-    this.proxy.workerReady(`gen${app.gen}`, { worker: 1, pid: app.child.pid, address: { host: "127.0.0.1", port: app.port } });
-    this.proxy.setLive(`gen${app.gen}`);
+    this.strategy?.ready?.({ gen: app.gen, worker: 1, pid: app.child.pid, port: app.port });
+    this.strategy?.live?.(app.gen, app.gen > 1);
   }
 
   private onExit(child: Child, exit: ExitInfo, started: RunningApp): void {
@@ -596,18 +564,18 @@ export class DevSession {
     const fields = { event: "crashed", gen: app.gen, pid: child.pid, code: exit.code, signal: exit.signal };
     const what = `app ${exit.describe()} (gen ${app.gen}, pid ${child.pid}, after ${formatMs(ranMs)})`;
     if (this.quitRequested) {
-      this.proxy?.clearLive();
+      this.strategy?.down?.(null);
       return;
     }
     const crashed = `the app ${exit.describe()}`;
     if (!this.cfg.dev.restart_on_crash) {
-      this.proxy?.setDown(this.downMessage(crashed));
+      this.strategy?.down?.(this.downMessage(crashed));
       this.log.error(`${what}; restarting on the next change${this.keys ? " or r+Enter" : ""}`, fields);
       return;
     }
     this.consecutiveCrashes = ranMs > 10_000 ? 1 : this.consecutiveCrashes + 1;
     const delayMs = backoffMs(this.consecutiveCrashes);
-    this.proxy?.setDown(this.downMessage(crashed, delayMs));
+    this.strategy?.down?.(this.downMessage(crashed, delayMs));
     this.log.error(`${what}; restarting in ${formatMs(delayMs)}`, fields);
     if (this.state.phase.kind !== "idle") {
       // A build or restart is already under way; it will start a fresh app (a failed
@@ -626,9 +594,7 @@ export class DevSession {
     if (phase.kind === "building") await phase.build.cancel();
     for (const w of this.quitWaiters.splice(0)) w();
     await this.stopApp();
-    this.proxy?.close();
-    this.live?.close();
-    this.sockets?.close();
+    this.strategy?.close();
     for (const c of this.cleanups.splice(0)) c();
     this.log.info("stopped", { event: "stopped" });
   }

@@ -7,8 +7,6 @@ import type { Child, ExitInfo } from "../process/child.ts";
 import type { BuildRun } from "../process/build.ts";
 import type { CaptureStart } from "../capture/app.ts";
 
-export type DevStrategy = "fd" | "proxy" | "none";
-
 export type App =
   /** Nothing started yet, the first build failed, or the command could not be spawned. */
   | { status: "none" }
@@ -50,9 +48,4 @@ export interface DevState {
 /** Crash-restart delay: 500 ms, doubling per consecutive crash, capped at 30 s. */
 export function backoffMs(consecutiveCrashes: number, firstMs = 500, maxMs = 30_000): number {
   return Math.min(maxMs, firstMs * 2 ** Math.max(0, consecutiveCrashes - 1));
-}
-
-/** The strategy in effect: dev.strategy, else "fd" when [[listen]] is set, else "none". */
-export function resolveStrategy(strategy: DevStrategy | undefined, listenCount: number): DevStrategy {
-  return strategy ?? (listenCount > 0 ? "fd" : "none");
 }

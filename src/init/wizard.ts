@@ -14,10 +14,8 @@ import {
   toConfigInput,
   type Answers,
   type Detection,
-  type DevStrategy,
-  type ReadyType,
-  type ServeStrategy,
 } from "./detect.ts";
+import type { DevStrategyName as DevStrategy, ReadyType, ServeStrategyName as ServeStrategy } from "../config/schema.ts";
 import { renderConfig } from "./render.ts";
 import { describe } from "../process/command.ts";
 import { parseListenAddress } from "../sockets/address.ts";

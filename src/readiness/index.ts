@@ -16,7 +16,8 @@ import { tcpProbe } from "./tcp.ts";
 import type { Probe, ProbeContext } from "./types.ts";
 
 export type { Probe, ProbeContext } from "./types.ts";
-export type ReadyType = ReadyConfig["type"];
+import type { ReadyType } from "../config/schema.ts";
+export type { ReadyType } from "../config/schema.ts";
 
 export const PROBES: Record<ReadyType, Probe> = {
   listen: listenProbe,

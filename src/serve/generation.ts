@@ -40,9 +40,9 @@ import { lines, spawnChild, type Child, type ExitInfo } from "../process/child.t
 import { toArgv } from "../process/command.ts";
 import type { SignalName } from "../process/signals.ts";
 import { CrashBackoff, CRASH_LOOP_WINDOW_MS, MAX_BACKOFF_MS } from "../process/backoff.ts";
-import type { DrainReport } from "../proxy/proxy.ts";
+import type { DrainReport } from "../strategy/types.ts";
 import { needsPort, waitReady, type ReadyResult } from "../readiness/index.ts";
-import type { SocketSet } from "../sockets/handoff.ts";
+import type { Strategy, Wiring } from "../strategy/types.ts";
 import { openNotifySocket, type NotifySocket } from "../sockets/notify.ts";
 import { captureStart, otherListenMessage, type CaptureStart } from "../capture/app.ts";
 import type { Capture } from "../capture/index.ts";
@@ -149,7 +149,7 @@ export interface WorkerStatus {
   /** Crashes in the last minute (≥ 5: crash loop). */
   recentCrashes: number;
   lastExit?: string;
-  /** Something hr noticed about this worker, e.g. it binds a port of its own instead of fd 3 (serve/socket-audit.ts). */
+  /** Something hr noticed about this worker, e.g. it binds a port of its own instead of fd 3 (strategy/socket-audit.ts). */
   warning?: string;
 }
 
@@ -177,12 +177,8 @@ export interface GenerationOptions {
   config: Config;
   /** Project directory: the workers' cwd. */
   root: string;
-  sockets: SocketSet;
-  /**
-   * run.capture: workers start unmodified under bind capture (capture/app.ts); their
-   * listen() on hr's socket is ready.type "listen". An Error (seccomp unusable) fails the start.
-   */
-  capture?: Capture | Error;
+  /** How the workers get their socket (strategy/): wiring, readiness, exits, the audit, going live, retiring. */
+  strategy: Strategy;
   /** Per-master private directory (mode 0700) for the workers' NOTIFY_SOCKETs. */
   runtimeDir: string;
   log: Logger;
@@ -190,38 +186,14 @@ export interface GenerationOptions {
   baseEnv: Record<string, string | undefined>;
   /** Called whenever a worker process starts or exits (the master keeps the sweeper's list current). */
   onProcessesChanged?: () => void;
-  /**
-   * Runs once every worker is ready, before the generation counts as ready
-   * (serve/strategy.ts: the fd socket audit). Warnings go to the workers' status;
-   * `fail` fails the start like a readiness failure (the old generation keeps serving).
-   */
-  afterReady?: (workers: { worker: number; pid: number }[]) => { warnings: Map<number, string>; fail?: { worker: number; reason: string } };
-  /**
-   * serve.strategy = "proxy" (src/proxy): a private 127.0.0.1 port for each
-   * worker start, given in PORT (overrides the sockets' PORT). With ready.type
-   * "tcp" or "http" and no ready.port, the probe uses it (no HR_HEALTH_PORT then).
-   */
-  workerPort?: () => number;
-  /** A worker with a private port passed its probe (proxy: routable once the generation is ready). */
-  onWorkerReady?: (w: { worker: number; pid: number; port: number }) => void;
-  /** A worker with a private port exited or failed to spawn (pid 0): the port is free again. */
-  onWorkerExit?: (w: { worker: number; pid: number; port: number }) => void;
-  /** The generation became ready (the master makes it live right after). */
-  onReady?: () => void;
-  /**
-   * proxy: runs when a ready generation starts draining, before its processes get
-   * stop_signal — resolves once hr has nothing in flight to it: requests done,
-   * tunnels (WebSocket, SSE) ended or cut at drain_timeout (proxy/backends.ts).
-   */
-  beforeStop?: () => Promise<DrainReport>;
 }
 
 let notifySeq = 0;
 
 /** What one worker start holds besides its slot: ports, and the ipc listeners of the readiness probe. */
 interface WorkerRun {
-  /** proxy: the worker's private PORT. */
-  privatePort?: number;
+  /** What the strategy gives this process (wiring.port: a private PORT, proxy; wiring.capture: run.capture). */
+  wiring: Wiring;
   /** The port the readiness probe connects to (tcp/http). */
   port?: number;
   ipcSubs: Set<(m: unknown) => void>;
@@ -330,8 +302,11 @@ export class Generation {
       }),
     );
     signal?.removeEventListener("abort", onOuter);
-    if (!failure && !ac.signal.aborted && this.opts.afterReady) {
-      const verdict = this.opts.afterReady(this.slots.flatMap((s) => (s.child && !s.child.exitInfo ? [{ worker: s.index, pid: s.child.pid }] : [])));
+    const audit = this.opts.strategy.audit;
+    if (!failure && !ac.signal.aborted && audit) {
+      // Before the generation counts as ready (fd: the socket audit). Warnings go to the
+      // workers' status; `fail` fails the start like a readiness failure.
+      const verdict = audit(this.number, this.slots.flatMap((s) => (s.child && !s.child.exitInfo ? [{ worker: s.index, pid: s.child.pid }] : [])));
       for (const s of this.slots) s.warning = verdict.warnings.get(s.index);
       const bad = verdict.fail && this.slots.find((s) => s.index === verdict.fail!.worker);
       if (bad) failure = { slot: bad, result: { ok: false, ms: 0, kind: "probe", reason: verdict.fail!.reason } };
@@ -341,7 +316,7 @@ export class Generation {
     if (!failure && !ac.signal.aborted) {
       this.readyAt = Date.now();
       this.to("ready", { durationMs: ms, pids: this.pids() }, "info", `${this.name} ready in ${ms} ms (pid${this.slots.length > 1 ? "s" : ""} ${this.pids().join(", ")})`);
-      this.opts.onReady?.();
+      this.opts.strategy.live?.(this.number, this.number > 1);
       return { ok: true, ms };
     }
     const reason = failure ? `${this.name}/w${failure.slot.index}: ${failure.result.reason}` : `${this.name}: start cancelled (hr is shutting down)`;
@@ -361,9 +336,10 @@ export class Generation {
     if (this._state === "ready") {
       this.to("draining", { signal: this.cfg.run.stop_signal }, "info", `${this.name} draining (${this.cfg.run.stop_signal}, up to ${formatMs(this.cfg.serve.drain_timeout)})`);
       const t0 = performance.now();
-      const before = this.opts.beforeStop;
-      this.drainReport = before
-        ? before().then((r) => {
+      const strategy = this.opts.strategy;
+      // proxy: hr's requests to this generation finish before its processes get stop_signal.
+      this.drainReport = strategy.retire
+        ? strategy.retire(this.number, this.cfg.serve.drain_timeout).then((r) => {
             const what = `${r.requests} request${r.requests === 1 ? "" : "s"} and ${r.tunnels} tunnel${r.tunnels === 1 ? "" : "s"} finished${r.cut ? `, ${r.cut} cut at the drain timeout` : ""}`;
             this.log[r.cut ? "warn" : "info"](`${this.name}: nothing of hr's in flight to it (${what}, ${formatMs(r.durationMs)}); sending ${this.cfg.run.stop_signal}`, {
               event: "proxy_drained",
@@ -450,7 +426,7 @@ export class Generation {
     if (result.ok && slot.child === child && !child.exitInfo && slot.state === "starting") {
       setWorker(slot, "ready");
       slot.readyAt = Date.now();
-      if (run.privatePort !== undefined) this.opts.onWorkerReady?.({ worker: slot.index, pid: child.pid, port: run.privatePort });
+      this.opts.strategy.ready?.({ gen: this.number, worker: slot.index, pid: child.pid, port: run.wiring.port });
     }
     return result;
   }
@@ -469,10 +445,11 @@ export class Generation {
     if (ready.type === "notify") {
       slot.notify = openNotifySocket(join(this.opts.runtimeDir, `g${this.number}w${slot.index}.${++notifySeq}.sock`));
     }
-    const privatePort = this.opts.workerPort?.();
+    const wiring = this.opts.strategy.wire(this.cfg, this.number);
+    const privatePort = wiring.port;
     // Under the proxy, tcp and http probe the app's own PORT (an unmodified app has nothing else).
     const port = needsPort(ready.type) ? (ready.port ?? privatePort ?? freePort()) : undefined;
-    return { privatePort, port, ipcSubs: new Set(), listen: listenSignal() };
+    return { wiring, port, ipcSubs: new Set(), listen: listenSignal() };
   }
 
   /** The slot gets no process (cancelled: reason null, or could not spawn): release what reserve() took. */
@@ -482,7 +459,7 @@ export class Generation {
     slot.notify?.close();
     slot.notify = undefined;
     setWorker(slot, "exited");
-    if (run?.privatePort !== undefined) this.opts.onWorkerExit?.({ worker: slot.index, pid: 0, port: run.privatePort });
+    if (run) this.opts.strategy.exited?.({ gen: this.number, worker: slot.index, pid: 0, port: run.wiring.port });
     if (reason === null) return { ok: false, ms: 0, kind: "aborted", reason: "cancelled" };
     slot.lastExit = reason;
     return { ok: false, ms: 0, kind: "probe", reason };
@@ -493,13 +470,12 @@ export class Generation {
     return {
       ...this.opts.baseEnv,
       ...cfg.run.env,
-      ...this.opts.sockets.appEnv(),
+      ...run.wiring.env,
       HR_GENERATION: String(this.number),
       HR_WORKER: String(slot.index),
       HR_WORKERS: String(cfg.serve.workers),
       NOTIFY_SOCKET: slot.notify?.path,
-      HR_HEALTH_PORT: run.port !== undefined && run.port !== run.privatePort ? String(run.port) : undefined,
-      ...(run.privatePort !== undefined ? { PORT: String(run.privatePort) } : {}),
+      HR_HEALTH_PORT: run.port !== undefined && run.port !== run.wiring.port ? String(run.port) : undefined,
     };
   }
 
@@ -511,10 +487,10 @@ export class Generation {
     if (!Bun.which(argv[0]!, { PATH: env.PATH ?? "", cwd: this.opts.root })) {
       throw new Error(`${JSON.stringify(argv[0])}: ${argv[0]!.includes("/") ? `no such file or not executable (cwd ${this.opts.root})` : "not found in PATH (or not executable)"}`);
     }
-    let spawn = { argv: this.opts.sockets.wrapArgv(argv), env, extraFds: this.opts.sockets.fds };
-    if (this.opts.capture instanceof Error) throw this.opts.capture;
-    if (this.opts.capture) {
-      run.capture = this.captureWorker(this.opts.capture, slot, argv, env, run);
+    let spawn = { argv: run.wiring.argv(argv), env, extraFds: run.wiring.fds };
+    if (run.wiring.capture instanceof Error) throw run.wiring.capture;
+    if (run.wiring.capture) {
+      run.capture = this.captureWorker(run.wiring.capture, slot, argv, env, run);
       spawn = { argv: run.capture.argv, env: run.capture.env, extraFds: run.capture.extraFds };
     }
     const child = spawnChild({
@@ -538,8 +514,8 @@ export class Generation {
       argv,
       cwd: this.opts.root,
       env,
-      listeners: this.opts.sockets.listeners,
-      privatePort: run.privatePort,
+      listeners: this.opts.strategy.sockets.listeners,
+      privatePort: run.wiring.port,
       events: {
         onCaptured: (e) => {
           captured = true;
@@ -547,7 +523,7 @@ export class Generation {
         },
         onListening: () => run.listen.fire(),
         onOtherListen: (e) => {
-          const text = otherListenMessage(`${source} (pid ${e.pid})`, e, this.opts.sockets.describe(), captured);
+          const text = otherListenMessage(`${source} (pid ${e.pid})`, e, this.opts.strategy.sockets.describe(), captured);
           if (captured) this.log.debug(text);
           else this.log.warn(text, { event: "other_listen", generation: this.number, worker: slot.index, port: e.port });
         },
@@ -563,8 +539,8 @@ export class Generation {
    * itself, say at once that hr is the holder and what fixes it (issue 11, item 4).
    */
   private tellFight(source: string, pid: number, line: string): void {
-    const held = this.opts.sockets.describe();
-    if (!held || this.opts.capture) return;
+    const held = this.opts.strategy.sockets.describe();
+    if (!held || this.cfg.run.capture) return;
     const how =
       this.cfg.serve.strategy === "proxy"
         ? "hr's proxy holds that address; the worker must bind $PORT (its private port)"
@@ -599,7 +575,7 @@ export class Generation {
     pump(child.stderr, "stderr");
     void child.exited.then((info) => {
       run.capture?.dispose();
-      if (run.privatePort !== undefined) this.opts.onWorkerExit?.({ worker: slot.index, pid: child.pid, port: run.privatePort });
+      this.opts.strategy.exited?.({ gen: this.number, worker: slot.index, pid: child.pid, port: run.wiring.port });
       this.onExit(slot, child, info);
     });
   }

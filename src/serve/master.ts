@@ -55,7 +55,8 @@ import { killAllSync } from "../process/child.ts";
 import type { SocketSet } from "../sockets/handoff.ts";
 import { sdNotify } from "../sockets/systemd.ts";
 import { buildIfMissing, runBuild } from "./build.ts";
-import { openStrategy, type ServeStrategy } from "./strategy.ts";
+import { openStrategy } from "../strategy/index.ts";
+import type { Strategy } from "../strategy/types.ts";
 import { Generation, isTerminal, type StartResult } from "./generation.ts";
 import { formatMs } from "../config/duration.ts";
 import { formatStatus } from "./status.ts";
@@ -164,7 +165,7 @@ export class Master {
 
   private paths!: RuntimePaths;
   private sockets!: SocketSet;
-  private strategy!: ServeStrategy;
+  private strategy?: Strategy;
   private control?: ControlServer;
   private watcher?: FileWatch;
   private sweeper?: Sweeper | null;
@@ -505,7 +506,7 @@ export class Master {
     this.state = { kind: "upgrading", live, upgrade };
     this.notifier.reloading(`upgrading hr (${upgrade.rec.trigger})`);
     const job = runUpgrade({
-      strategy: this.strategy.name,
+      strategy: this.strategy!.name,
       sockets: this.sockets,
       env: this.baseEnv,
       systemdNotify: this.masterNotify,
@@ -625,7 +626,7 @@ export class Master {
     this.masterNotify = env.NOTIFY_SOCKET;
     this.notifier = new SystemdNotifier(this.masterNotify, (m) => log.debug(m));
     try {
-      this.strategy = openStrategy(cfg, this.opts.root, env, log);
+      this.strategy = await openStrategy({ mode: "serve", config: cfg, root: this.opts.root, env, log });
       this.sockets = this.strategy.sockets;
     } catch (e) {
       log.error((e as Error).message);
@@ -643,7 +644,7 @@ export class Master {
 
     try {
       ensurePrivateDir(this.paths.workDir);
-      this.strategy.install(this.paths.workDir);
+      this.strategy.install?.(this.paths.workDir);
       // After a self-upgrade the old master keeps the control socket until our first generation is ready.
       this.control = startControlServer(this.paths.socket, (req) => this.handle(req), this.handoff ? { stagingPath: stagingSocketPath(this.paths.socket) } : {});
       if (!this.handoff) writeRuntimeFile(this.paths.pidFile, `${process.pid}\n`);
@@ -675,7 +676,7 @@ export class Master {
       number,
       config: this.cfg,
       root: this.opts.root,
-      ...this.strategy.generation(this.cfg, `gen${number}`), // sockets (+ Bun shim argv/env), fd socket audit
+      strategy: this.strategy!,
       runtimeDir: this.paths.workDir,
       log: this.log,
       baseEnv: this.baseEnv,
@@ -724,7 +725,7 @@ export class Master {
     for (const [sig, fn] of this.signalHandlers) process.off(sig, fn);
     void this.sweeper?.stop();
     this.control?.close();
-    this.sockets?.close();
+    this.strategy?.close();
     if (this.paths) {
       // The runtime files belong to whoever the pid file names: after a self-upgrade
       // (either side of it) they may be another master's.

@@ -15,7 +15,7 @@ import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { monotonicUsec } from "../../src/platform/libc.ts";
-import { inodesAtFds } from "../../src/serve/socket-audit.ts";
+import { inodesAtFds } from "../../src/strategy/socket-audit.ts";
 import { listeningInode } from "../helpers/procs.ts";
 import { ensureBinary } from "../helpers/hr.ts";
 import { fakeManager as createFakeManager } from "../helpers/systemd.ts";

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { backoffMs, resolveStrategy } from "../../src/dev/state.ts";
+import { backoffMs } from "../../src/dev/state.ts";
+import { validate } from "../../src/config/load.ts";
 import { describeChanges, parseKeyLine } from "../../src/dev/terminal.ts";
 import { changedPathsEnv } from "../../src/dev/pipeline.ts";
 import { buildSteps } from "../../src/process/build.ts";
@@ -22,9 +23,15 @@ describe("dev helpers", () => {
     expect(backoffMs(20)).toBe(30_000);
   });
   test("strategy default: fd with [[listen]], else none", () => {
-    expect(resolveStrategy(undefined, 1)).toBe("fd");
-    expect(resolveStrategy(undefined, 0)).toBe("none");
-    expect(resolveStrategy("proxy", 1)).toBe("proxy");
+    const strategy = (input: Record<string, unknown>) => {
+      const v = validate({ run: { cmd: "x" }, ...input });
+      if (!v.ok) throw new Error(JSON.stringify(v.problems));
+      return v.config.dev.strategy;
+    };
+    const listen = [{ name: "http", address: "127.0.0.1:0" }];
+    expect(strategy({ listen })).toBe("fd");
+    expect(strategy({})).toBe("none");
+    expect(strategy({ listen, dev: { strategy: "proxy" } })).toBe("proxy");
   });
   test("HR_CHANGED_PATHS is newline-separated and capped", () => {
     expect(changedPathsEnv(["a", "b/c"])).toBe("a\nb/c");

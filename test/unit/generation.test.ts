@@ -9,6 +9,7 @@ import { Logger } from "../../src/log/logger.ts";
 import { backoffDelay, CrashBackoff, crashesInWindow } from "../../src/process/backoff.ts";
 import { Generation, IllegalTransition, isTerminal, transition, TRANSITIONS, WORKER_TRANSITIONS, type GenerationState, type WorkerState } from "../../src/serve/generation.ts";
 import { openSockets } from "../../src/sockets/handoff.ts";
+import { fdStrategy } from "../../src/strategy/fd.ts";
 
 const STATES: GenerationState[] = ["starting", "ready", "draining", "exited", "failed"];
 const LEGAL = new Set(["starting>ready", "starting>failed", "ready>draining", "draining>exited"]);
@@ -85,7 +86,7 @@ describe("Generation with real processes", () => {
     const lines: string[] = [];
     const log = new Logger({ format: "json", color: false, level: "debug", write: (l) => lines.push(l) });
     const sockets = openSockets(v.config.listen, dir, {});
-    const mk = (n: number) => new Generation({ number: n, config: v.config as Config, root: dir, sockets, runtimeDir: dir, log, baseEnv: { PATH: process.env.PATH } });
+    const mk = (n: number) => new Generation({ number: n, config: v.config as Config, root: dir, strategy: fdStrategy(sockets, "serve"), runtimeDir: dir, log, baseEnv: { PATH: process.env.PATH } });
     return { mk, lines, sockets };
   }
 

@@ -4,7 +4,7 @@
  * it (HTTP, keep-alive, a large body, WebSocket); server.stop() closes fd 3 at
  * once and lets an in-flight request finish; without LISTEN_FDS (or for another
  * pid) Bun.serve is untouched; under reuseport it gets reusePort: true.
- * Plus the pure helpers of serve/strategy.ts and serve/reuseport.ts.
+ * Plus the pure helpers of shims/bun-shim.ts and strategy/reuseport.ts.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { get } from "../helpers/http.ts";
 import { socketInodesOf } from "../../src/platform/proc.ts";
-import { migrateReqWarning, readTcpMigrateReq } from "../../src/serve/reuseport.ts";
-import { bunShimMode, bunShimSource, withPreload } from "../../src/serve/strategy.ts";
+import { migrateReqWarning, readTcpMigrateReq } from "../../src/strategy/reuseport.ts";
+import { bunShimMode, bunShimSource, withPreload } from "../../src/shims/bun-shim.ts";
 import { parseListenAddress } from "../../src/sockets/address.ts";
 import { bindListener, type Listener } from "../../src/sockets/listen.ts";
 

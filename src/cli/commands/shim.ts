@@ -1,4 +1,4 @@
-import { bunShimSource } from "../../serve/strategy.ts";
+import { bunShimSource } from "../../shims/bun-shim.ts";
 import { UsageError, writeOutputFile, type CommandSpec } from "../context.ts";
 
 export const shim: CommandSpec = {

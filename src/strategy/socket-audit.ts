@@ -16,6 +16,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync } from "node:fs";
 import type { Logger } from "../log/logger.ts";
+import type { AuditResult } from "./types.ts";
 import { descendants, formatHostPort, socketInodesOf } from "../platform/proc.ts";
 
 export interface ForeignListener {
@@ -35,11 +36,6 @@ export interface WorkerAudit {
   holdsInherited: boolean;
 }
 
-export interface AuditVerdict {
-  /** worker index → warning shown in status */
-  warnings: Map<number, string>;
-  fail?: { worker: number; reason: string };
-}
 
 /** Inodes of the sockets `pid` holds at the given fds (hr's own listeners: pass process.pid and sockets.fds). */
 export function inodesAtFds(pid: number, fds: readonly number[]): Set<number> {
@@ -143,8 +139,8 @@ export function describeAudit(gen: string, a: WorkerAudit, count: number): strin
 }
 
 /** Audits every worker of a just-ready generation; logs an error per offending worker. Linux only (no-op elsewhere). */
-export function auditGeneration(gen: string, workers: readonly { worker: number; pid: number }[], hrInodes: ReadonlySet<number>, log: Logger): AuditVerdict {
-  const verdict: AuditVerdict = { warnings: new Map() };
+export function auditGeneration(gen: string, workers: readonly { worker: number; pid: number }[], hrInodes: ReadonlySet<number>, log: Logger): AuditResult {
+  const verdict: AuditResult = { warnings: new Map() };
   if (!hrInodes.size || !workers.length || !existsSync("/proc/self/net/tcp")) return verdict;
   const t0 = performance.now();
   const listening = listeningTcp(workers[0]!.pid); // the workers share hr's network namespace

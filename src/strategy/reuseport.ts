@@ -20,6 +20,9 @@ import type { Logger } from "../log/logger.ts";
 import { formatListenAddress, parseListenAddress, type ListenAddress } from "../sockets/address.ts";
 import type { SocketSet } from "../sockets/handoff.ts";
 import { bindListener } from "../sockets/listen.ts";
+import { toArgv } from "../process/command.ts";
+import { bunShimWiring, installBunShim } from "../shims/bun-shim.ts";
+import type { Opener } from "./types.ts";
 
 export const TCP_MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
 
@@ -111,3 +114,21 @@ export function openReuseport(listen: readonly ListenConfig[], root: string, env
   else log.debug("net.ipv4.tcp_migrate_req = 1: connections queued on a closing listener move to the new generation");
   return sockets;
 }
+
+/** The reuseport strategy (serve only): PORT/HOST for every worker, the Bun shim, nothing held. */
+export const openReuseportStrategy: Opener = async ({ config, root, env, log }) => {
+  const sockets = openReuseport(config.listen, root, env, log);
+  let shimPath: string | undefined;
+  return {
+    name: "reuseport",
+    sockets,
+    install(workDir) {
+      shimPath = installBunShim(workDir);
+    },
+    wire(cfg) {
+      const shim = bunShimWiring(shimPath, cfg, toArgv(cfg.run.cmd), env);
+      return { env: { ...sockets.appEnv(), ...shim.env }, fds: [], argv: (a) => sockets.wrapArgv(shim.argv(a)) };
+    },
+    close: () => sockets.close(),
+  };
+};
