@@ -8,7 +8,8 @@
  *    the old stream keeps flowing until drain_timeout, a new one reaches gen2.
  *  - 1 GiB upload (Content-Length) and 1 GiB download (chunked: Bun streams so) through hr, with a reader
  *    that pauses mid-way: hr streams (backpressure), its peak RSS (VmHWM of the
- *    `hr serve` process) stays bounded.
+ *    `hr serve` process) stays bounded; the same (1 GiB up, 512 MiB down) through
+ *    `hr dev` with live_reload on (its response filter must stream too).
  *
  * Clients: Bun's WebSocket, node:http and raw node:net sockets (never fetch).
  */
@@ -20,6 +21,7 @@ import { join } from "node:path";
 import { ensureBinary, ROOT } from "../helpers/hr.ts";
 import { get } from "../helpers/http.ts";
 import { cleanupServes, startServe } from "../helpers/serve.ts";
+import { DevHarness, freePort, tempProject, waitForBody } from "../helpers/dev.ts";
 
 beforeAll(() => void ensureBinary());
 afterEach(async () => {
@@ -312,5 +314,32 @@ describe("proxy: tunnels and large bodies", () => {
     // 1 GiB went each way; a proxy that streams holds a few buffers per connection, not the body.
     expect(after.hwm - before.hwm).toBeLessThan(192);
     expect(await h.stop()).toBe(0);
+  }, 90_000);
+});
+
+describe("hr dev (proxy, live_reload on): large bodies", () => {
+  const dev = new DevHarness();
+  afterEach(() => dev.cleanup());
+
+  test("1 GiB upload and 512 MiB download stream through hr dev with its RSS bounded", async () => {
+    const port = freePort();
+    const dir = dev.dir(
+      tempProject({
+        "hr.toml": `[run]\ncmd = ["bun", ${JSON.stringify(BUN_NAIVE)}]\n[watch]\npaths = ["watched"]\n[[listen]]\nname = "http"\naddress = "127.0.0.1:${port}"\n[dev]\nstrategy = "proxy"\nlive_reload = true\n`,
+      }),
+    );
+    const hr = dev.start(dir);
+    await waitForBody(`http://127.0.0.1:${port}/`, /hello from naive-bun/);
+    const before = memMiB(hr.pid);
+    const up = await upload(port, GiB);
+    expect(up).toMatch(/^HTTP\/1\.1 200 /);
+    expect(up).toContain(`received ${GiB} bytes`);
+    const down = await download(port, GiB / 2, 128 * 1024 ** 2, 1500);
+    expect(down.head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(down.bodyBytes).toBe(GiB / 2);
+    const after = memMiB(hr.pid);
+    console.log(`[streams] hr dev (live_reload): 1 GiB up, 512 MiB down; hr VmHWM ${before.hwm.toFixed(0)} → ${after.hwm.toFixed(0)} MiB`);
+    expect(after.hwm - before.hwm).toBeLessThan(192);
+    expect(hr.proc.exitCode).toBeNull();
   }, 90_000);
 });
