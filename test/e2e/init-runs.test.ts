@@ -15,10 +15,9 @@
  * Not covered here: capture's own mechanics (its tests), load and zero-drop figures.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { DevHarness, edit, freePort, waitForBody } from "../helpers/dev.ts";
+import { mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
+import { DevHarness, edit, freePort, tempProject, waitForBody } from "../helpers/dev.ts";
 import { runHr } from "../helpers/hr.ts";
 import { cleanupServes, startServe } from "../helpers/serve.ts";
 
@@ -31,12 +30,8 @@ afterEach(async () => {
 });
 
 function project(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "hr-init-runs-"));
+  const dir = tempProject(files, "hr-init-runs-");
   dirs.push(dir);
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(dir, name)), { recursive: true });
-    writeFileSync(join(dir, name), text);
-  }
   return dir;
 }
 

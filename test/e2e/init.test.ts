@@ -1,7 +1,7 @@
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { tempProject } from "../helpers/dev.ts";
 import { spawnSync } from "node:child_process";
 import { ensureBinary, ROOT, runHr } from "../helpers/hr.ts";
 import { Tty } from "../helpers/tty.ts";
@@ -17,12 +17,8 @@ afterEach(() => {
 });
 
 function project(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "hr-init-e2e-"));
+  const dir = tempProject(files, "hr-init-e2e-");
   dirs.push(dir);
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(dir, name)), { recursive: true });
-    writeFileSync(join(dir, name), text);
-  }
   return dir;
 }
 

@@ -5,9 +5,9 @@
  * captured for log assertions, and a cleanup that SIGKILLs hr's group plus every
  * tagged process and verifies through /proc that none is left.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ensureBinary, ROOT } from "./hr.ts";
 import { taggedPids } from "./procs.ts";
 
@@ -28,10 +28,13 @@ export function copyExample(name: string, files?: Record<string, string>): strin
   return dir;
 }
 
-/** A temp dir holding just the given files. */
-export function tempProject(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "hr-dev-"));
-  for (const [rel, text] of Object.entries(files)) writeFileSync(join(dir, rel), text);
+/** A temp dir holding just the given files (paths may name subdirectories). */
+export function tempProject(files: Record<string, string>, prefix = "hr-dev-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  for (const [rel, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, rel)), { recursive: true });
+    writeFileSync(join(dir, rel), text);
+  }
   return dir;
 }
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { tempProject } from "../helpers/dev.ts";
 import { validate } from "../../src/config/load.ts";
 import { defaultAnswers, detectProject, requiredChanges, simpleCommand, toConfigInput, type Detection } from "../../src/init/detect.ts";
 import { ADOPT_SNIPPETS, assertRoundTrip, renderConfig } from "../../src/init/render.ts";
@@ -14,12 +14,8 @@ afterEach(() => {
 });
 
 function project(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "hr-init-"));
+  const dir = tempProject(files, "hr-init-");
   dirs.push(dir);
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(dir, name)), { recursive: true });
-    writeFileSync(join(dir, name), text);
-  }
   return dir;
 }
 
