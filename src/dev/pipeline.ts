@@ -24,7 +24,8 @@ import type { Config } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
 import { formatMs } from "../config/duration.ts";
 import { describe as describeCommand, toArgv } from "../process/command.ts";
-import { killAllSync, spawnChild, SpawnError, type Child, type ExitInfo } from "../process/child.ts";
+import { escapedMessage, killAllSync, spawnChild, SpawnError, type Child, type ExitInfo } from "../process/child.ts";
+import { startReaper } from "../process/reaper.ts";
 import { noEventFilesystem, watch, type Watcher } from "../watch/watcher.ts";
 import { BuildRun, buildSteps, describeStep, type BuildStep } from "../process/build.ts";
 import { openStrategy } from "../strategy/index.ts";
@@ -242,6 +243,7 @@ export class DevSession {
     }
     const onExit = () => killAllSync();
     process.on("exit", onExit);
+    startReaper(); // double-forked descendants of the app stay in hr's tree and are reaped by hr
     this.cleanups.push(() => process.off("exit", onExit));
   }
 
@@ -523,7 +525,10 @@ export class DevSession {
     let child: Child;
     let app: RunningApp | undefined;
     try {
-      child = spawnChild({ argv, cwd: this.opts.root, env, extraFds, stdin: "ignore", dieWithParent: true });
+      child = spawnChild({
+        argv, cwd: this.opts.root, env, extraFds, stdin: "ignore", dieWithParent: true,
+        onEscaped: (procs) => this.log.warn(escapedMessage("the app", procs)),
+      });
     } catch (error) {
       capture?.spawned();
       capture?.dispose();

@@ -95,6 +95,7 @@ function open() {
     sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: FFIType.i64 },
     send: { args: [i32, ptr, u64, i32], returns: FFIType.i64 },
     prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
+    waitpid: { args: [i32, ptr, i32], returns: i32 },
     tcgetpgrp: { args: [i32], returns: i32 },
     getpgrp: { args: [], returns: i32 },
     clock_gettime: { args: [i32, ptr], returns: i32 },
@@ -269,6 +270,19 @@ const PR_GET_CHILD_SUBREAPER = 37;
  */
 export function setChildSubreaper(on: boolean): void {
   check("prctl", L().prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0));
+}
+
+const WNOHANG = 1;
+
+/**
+ * Reaps `pid` if it is a zombie child of this process (waitpid(pid, WNOHANG)).
+ * Only ever called for a pid hr did not spawn itself: Bun waits for its own
+ * children by pid, and reaping one of them here would steal its exit status.
+ * Returns true when the zombie was reaped.
+ */
+export function reapChild(pid: number): boolean {
+  if (pid <= 0) return false;
+  return Number(L().waitpid(pid, null, WNOHANG)) === pid;
 }
 
 export function isChildSubreaper(): boolean {

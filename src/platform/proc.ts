@@ -276,3 +276,31 @@ export function pidsHoldingInode(inode: number): number[] {
   }
   return out;
 }
+
+/** Pids of `pid`'s children (every thread's), from /proc/<pid>/task/<tid>/children; undefined when the kernel lacks that file. */
+export function childrenOf(pid: number | "self" = "self"): number[] | undefined {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  const out: number[] = [];
+  for (const tid of tids) {
+    const text = readText(`/proc/${pid}/task/${tid}/children`);
+    if (text === undefined) return undefined;
+    for (const n of text.split(" ")) if (n) out.push(Number(n));
+  }
+  return out;
+}
+
+/** Does the process's initial environment hold `name=value`? (false when unreadable) */
+export function environHas(pid: number, name: string, value: string): boolean {
+  try {
+    const text = readFileSync(`/proc/${pid}/environ`, "latin1");
+    const needle = `${name}=${value}\0`;
+    return text.startsWith(needle) || text.includes(`\0${needle}`);
+  } catch {
+    return false;
+  }
+}

@@ -14,15 +14,19 @@
  *   of them are gone (zombies count as gone: they hold no fds or ports).
  * - PIDs are remembered together with their /proc start time, so a pid recycled
  *   during the grace period is never killed.
- * - The direct child is reaped by Bun. Orphaned grandchildren are reaped by PID 1
- *   (or the nearest subreaper): when hr itself runs as PID 1 in a container, use
- *   `docker run --init` / tini.
+ * - The direct child is reaped by Bun. hr is a child subreaper (reaper.ts), so
+ *   orphaned descendants are reparented to hr and reaped there, also as PID 1.
+ * - A descendant that double-forked (setsid'd AND its parent exited: no ppid, pgid
+ *   or sid link left) is still found: it was reparented to hr, and it carries the
+ *   HR_TREE=<hr pid>.<n> variable every child inherits from spawnChild. Such
+ *   escaped members are named through SpawnOptions.onEscaped when stop() runs.
  *
- * Not covered: a grandchild that setsid'd AND whose parent exited before stop()
- * ran has no link left to the child (different ppid, pgid and sid) and cannot be
- * found. Linux-only (/proc); on other systems only the process group is signalled.
+ * Not covered: a double-forked descendant that also cleared its environment, or
+ * any escapee when hr cannot be a subreaper (then it goes to PID 1). Linux-only
+ * (/proc); on other systems only the process group is signalled.
  */
-import { processTable, readStat, type ProcEntry } from "../platform/proc.ts";
+import { cmdline, environHas, processTable, readStat, type ProcEntry } from "../platform/proc.ts";
+import { forgetOwnChild, registerOwnChild } from "./reaper.ts";
 import type { SignalName } from "./signals.ts";
 
 export interface ExitInfo {
@@ -67,7 +71,23 @@ export interface SpawnOptions {
    * the fd) closed it or died.
    */
   readyPipe?: boolean;
+  /**
+   * Called by stop()/kill() with the tree members that had left the child's tree
+   * (double-forked daemons reparented to hr) before they are signalled, once per pid.
+   */
+  onEscaped?: (procs: { pid: number; cmd: string }[]) => void;
 }
+
+/** "gen1/w1: 1 process had left its process tree (double-forked): pid 42 (python3 daemon.py); stopping it with the rest" */
+export function escapedMessage(owner: string, procs: readonly { pid: number; cmd: string }[]): string {
+  const list = procs.slice(0, 5).map((p) => `pid ${p.pid} (${p.cmd.length > 60 ? `${p.cmd.slice(0, 57)}…` : p.cmd})`).join(", ");
+  const more = procs.length > 5 ? `, … +${procs.length - 5}` : "";
+  return `${owner}: ${procs.length} process${procs.length === 1 ? " had" : "es had"} left its process tree (double-forked daemon${procs.length === 1 ? "" : "s"}): ${list}${more}; hr is their subreaper and stops them with the rest`;
+}
+
+/** Environment variable that marks every process of one spawnChild tree (inherited by descendants). */
+export const TREE_VAR = "HR_TREE";
+let treeCounter = 0;
 
 export interface Child {
   readonly pid: number;
@@ -115,8 +135,10 @@ const gone = (e: ProcEntry | null | undefined) => !e || e.state === "Z" || e.sta
  * process group or session (orphans reparented to init but still in the group),
  * and their descendants.
  */
-function collectTree(root: number, known: Iterable<number> = []): ProcEntry[] {
+function collectTree(root: number, known: Iterable<number> = [], marker?: string): ProcEntry[] {
   const table = processTable();
+  // Orphans reparented to hr (it is a subreaper) that carry this tree's marker.
+  const adopted = marker ? table.filter((e) => e.ppid === process.pid && e.pid !== root && !gone(e) && environHas(e.pid, TREE_VAR, marker)).map((e) => e.pid) : [];
   const children = new Map<number, ProcEntry[]>();
   for (const e of table) {
     let list = children.get(e.ppid);
@@ -124,7 +146,7 @@ function collectTree(root: number, known: Iterable<number> = []): ProcEntry[] {
     list.push(e);
   }
   const found = new Map<number, ProcEntry>();
-  const queue: number[] = [root, ...known];
+  const queue: number[] = [root, ...known, ...adopted];
   for (const e of table) if (e.pid !== root && (e.pgid === root || e.sid === root)) queue.push(e.pid);
   const byPid = new Map(table.map((e) => [e.pid, e]));
   for (const p of queue) {
@@ -187,6 +209,9 @@ class ChildImpl implements Child {
   /** Tree members seen so far: pid -> start time. */
   private readonly tracked = new Map<number, number>();
   private stopping: Promise<ExitInfo> | null = null;
+  private readonly marker: string;
+  private readonly onEscaped?: (procs: { pid: number; cmd: string }[]) => void;
+  private readonly escapedSeen = new Set<number>();
   private forceNow: (() => void) | null = null;
   private forced = false;
 
@@ -194,6 +219,9 @@ class ChildImpl implements Child {
     if (opts.argv.length === 0 || !opts.argv[0]) throw new SpawnError("cannot spawn: empty argv");
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) env[k] = v;
+    this.marker = `${process.pid}.${++treeCounter}`;
+    env[TREE_VAR] = this.marker;
+    this.onEscaped = opts.onEscaped;
 
     // Resolve the program ourselves: a clear error for "not found", and setpriv
     // would otherwise turn it into an exit code.
@@ -241,6 +269,7 @@ class ChildImpl implements Child {
     }
     const proc = this.proc;
     this.pid = proc.pid;
+    registerOwnChild(proc.pid); // before anything can run the reaper: its status is Bun's
     if (opts.stdout === "pipe") this.stdout = proc.stdout as ReadableStream<Uint8Array>;
     if (opts.stderr === "pipe") this.stderr = proc.stderr as ReadableStream<Uint8Array>;
     if (opts.readyPipe) {
@@ -265,6 +294,7 @@ class ChildImpl implements Child {
       },
     );
     void this.exited.then(() => {
+      forgetOwnChild(proc.pid);
       if (!this.stopping) live.delete(this);
     });
   }
@@ -284,12 +314,26 @@ class ChildImpl implements Child {
       const e = readStat(pid);
       if (gone(e) || e!.start !== start) this.tracked.delete(pid);
     }
-    for (const e of collectTree(this.pid, this.tracked.keys())) this.tracked.set(e.pid, e.start);
+    for (const e of collectTree(this.pid, this.tracked.keys(), this.marker)) this.tracked.set(e.pid, e.start);
+  }
+
+  /** Tree members reparented to hr (they left the tree by double-forking), not reported yet. */
+  private reportEscaped(): void {
+    if (!this.onEscaped) return;
+    const fresh: { pid: number; cmd: string }[] = [];
+    for (const pid of this.tracked.keys()) {
+      const e = readStat(pid);
+      if (!e || e.ppid !== process.pid || this.escapedSeen.has(pid)) continue;
+      this.escapedSeen.add(pid);
+      fresh.push({ pid, cmd: cmdline(pid) ?? "?" });
+    }
+    if (fresh.length) this.onEscaped(fresh);
   }
 
   /** Signals group + session members + escaped descendants. */
   private signalTree(sig: SignalName): void {
     this.refresh();
+    this.reportEscaped();
     // The group id stays allocated while any member lives, so kill(-pid) is safe
     // while the leader lives or a tracked member still carries that pgid.
     let groupAlive = this.exitInfo === null;

@@ -36,7 +36,7 @@ import type { Config } from "../config/schema.ts";
 import { formatMs } from "../config/duration.ts";
 import { freePort } from "../sockets/free-port.ts";
 import type { Logger } from "../log/logger.ts";
-import { lines, spawnChild, type Child, type ExitInfo } from "../process/child.ts";
+import { escapedMessage, lines, spawnChild, type Child, type ExitInfo } from "../process/child.ts";
 import { toArgv } from "../process/command.ts";
 import type { SignalName } from "../process/signals.ts";
 import { CrashBackoff, CRASH_LOOP_WINDOW_MS, MAX_BACKOFF_MS } from "../process/backoff.ts";
@@ -499,6 +499,7 @@ export class Generation {
       stdout: "pipe",
       stderr: "pipe",
       dieWithParent: true,
+      onEscaped: (procs) => this.log.warn(escapedMessage(`${this.name}/w${slot.index}`, procs), { event: "escaped", generation: this.number, worker: slot.index, pids: procs.map((p) => p.pid) }),
       ipc: this.cfg.serve.ready.type === "ipc" ? (m) => run.ipcSubs.forEach((cb) => cb(m)) : undefined,
     });
     run.capture?.spawned();

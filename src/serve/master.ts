@@ -52,6 +52,7 @@ import { ensurePrivateDir, readPid, writeRuntimeFile, runtimePaths, type Runtime
 import { startControlServer, type ControlServer } from "../control/server.ts";
 import type { Logger } from "../log/logger.ts";
 import { killAllSync } from "../process/child.ts";
+import { startReaper } from "../process/reaper.ts";
 import type { SocketSet } from "../sockets/handoff.ts";
 import { sdNotify } from "../sockets/systemd.ts";
 import { buildIfMissing, runBuild } from "./build.ts";
@@ -657,6 +658,9 @@ export class Master {
     }
     log.debug(`control socket ${this.paths.socket}`);
     process.on("exit", killAllSync);
+    const reaper = startReaper();
+    if (process.pid === 1) log.info("running as PID 1: hr reaps orphaned processes itself (no init such as tini needed)", { event: "pid1" });
+    else if (!reaper.subreaper) log.debug("not a child subreaper: double-forked descendants of workers go to PID 1");
     this.onSignal("SIGHUP", () => void this.reload("SIGHUP"));
     this.onSignal("SIGTERM", () => this.send({ kind: "stop", signal: "SIGTERM" }));
     this.onSignal("SIGINT", () => this.send({ kind: "stop", signal: "SIGINT" }));

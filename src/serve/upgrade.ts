@@ -36,6 +36,7 @@
  * sockets never close; both generations accept from the same kernel queue
  * during the overlap.
  */
+import { registerOwnChild } from "../process/reaper.ts";
 import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../log/logger.ts";
@@ -193,6 +194,7 @@ export async function runUpgrade(o: UpgradeOptions): Promise<UpgradeOutcome> {
       return failed(`cannot start ${binary}: ${(e as Error).message}`);
     }
     const pid = proc.pid;
+    registerOwnChild(pid); // Bun waits for it: hr's reaper must not
     o.log.info(`upgrade: started the new master ${binary} (pid ${pid}); waiting up to ${formatMs(o.readyTimeoutMs + UPGRADE_MARGIN_MS)} for its first generation`, {
       event: "upgrade",
       state: "spawned",
