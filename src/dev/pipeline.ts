@@ -31,7 +31,8 @@ import { BuildRun, buildSteps, describeStep, type BuildStep } from "../process/b
 import { openStrategy } from "../strategy/index.ts";
 import type { Strategy } from "../strategy/types.ts";
 import { captureStart, otherListenMessage, type CaptureStart } from "../capture/app.ts";
-import { backoffMs, type DevState, type Trigger } from "./state.ts";
+import { CrashBackoff } from "../process/backoff.ts";
+import type { DevEvent, DevState, Trigger } from "./state.ts";
 import { BuildProgress, clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";
 
 export interface DevOptions {
@@ -69,11 +70,11 @@ export class DevSession {
   private watcher: Watcher | null = null;
   private keys: Keys | null = null;
 
-  // What happened since the loop last looked (events only set these and wake it).
-  private dirty = false;
-  private manual = false;
-  private crashRestart = false;
-  private quitRequested = false;
+  /**
+   * What happened since the loop last looked: events only append here and wake it;
+   * run() alone takes them out. "quit" is never taken out (it ends the loop).
+   */
+  private readonly inbox: DevEvent[] = [];
   private interrupts = 0;
   /** Changed paths since the last app start (survive cancelled and failed builds). */
   private changed = new Set<string>();
@@ -82,7 +83,8 @@ export class DevSession {
   private trace: { eventAt: number; debouncedAt: number; batchAt: number } | null = null;
 
   private gen = 0;
-  private consecutiveCrashes = 0;
+  /** The app's crash history: the delay before a crash restart (process/backoff.ts, shared with hr serve). */
+  private readonly crashes = new CrashBackoff();
   /** Children hr is stopping on purpose (their exit is not a crash). */
   private readonly stopping = new WeakSet<Child>();
   private readonly cleanups: (() => void)[] = [];
@@ -102,7 +104,7 @@ export class DevSession {
   onChange(paths: string[], trace: { firstEventAt?: number; debouncedAt?: number } = {}): void {
     if (this.quitRequested || paths.length === 0) return;
     for (const p of paths) this.changed.add(p);
-    this.dirty = true;
+    this.inbox.push({ kind: "change" });
     const now = performance.now();
     this.trace ??= { eventAt: trace.firstEventAt ?? now, debouncedAt: trace.debouncedAt ?? now, batchAt: now };
     this.log.debug(`changed: ${paths.join(", ")}`);
@@ -113,7 +115,7 @@ export class DevSession {
   /** r+Enter. */
   requestRestart(): void {
     if (this.quitRequested) return;
-    this.manual = true;
+    this.inbox.push({ kind: "manual" });
     this.cancelBuild("restart requested");
     this.wake();
   }
@@ -121,7 +123,7 @@ export class DevSession {
   /** q+Enter, SIGTERM, first Ctrl-C. */
   requestQuit(why: string): void {
     if (this.quitRequested) return;
-    this.quitRequested = true;
+    this.inbox.push({ kind: "quit" });
     for (const w of this.quitWaiters.splice(0)) w();
     this.log.info(`${why}: stopping${this.state.app.status === "running" ? ` the app (${this.cfg.run.stop_signal}, up to ${formatMs(this.cfg.run.stop_timeout)})` : ""}`);
     this.cancelBuild(null);
@@ -130,7 +132,7 @@ export class DevSession {
 
   /** Second Ctrl-C: SIGKILL everything now. */
   forceKill(): void {
-    this.quitRequested = true;
+    if (!this.quitRequested) this.inbox.push({ kind: "quit" });
     this.log.warn("killing everything now");
     const { phase, app } = this.state;
     if (phase.kind === "building") void phase.build.kill();
@@ -152,12 +154,24 @@ export class DevSession {
     w?.();
   }
 
-  private hasWork(): boolean {
-    return this.quitRequested || this.dirty || this.manual || this.crashRestart;
+  /** An event of this kind is waiting (a change during a build, a quit during a restart…). */
+  private waiting(kind: DevEvent["kind"]): boolean {
+    return this.inbox.some((e) => e.kind === kind);
+  }
+
+  private get quitRequested(): boolean {
+    return this.waiting("quit");
+  }
+
+  /** Takes every waiting change, manual restart and crash-restart timer out of the inbox. */
+  private takeWork(): Set<DevEvent["kind"]> {
+    const kinds = new Set(this.inbox.map((e) => e.kind));
+    this.inbox.splice(0, this.inbox.length, ...this.inbox.filter((e) => e.kind === "quit"));
+    return kinds;
   }
 
   private nextEvent(): Promise<void> {
-    if (this.hasWork()) return Promise.resolve();
+    if (this.inbox.length > 0) return Promise.resolve();
     return new Promise((resolve) => (this.wakeUp = resolve));
   }
 
@@ -172,17 +186,18 @@ export class DevSession {
       await this.teardown();
       return 1;
     }
-    this.dirty = true; // the first build + start
+    this.inbox.push({ kind: "change" }); // the first build + start
     let first = true;
     while (true) {
       await this.nextEvent();
       if (this.quitRequested) break;
-      if (this.dirty || this.manual) {
-        const trigger: Trigger = first ? "start" : this.manual && !this.dirty ? "manual" : "change";
+      // A change or r+Enter builds and restarts (a crash restart waiting is folded into it).
+      const work = this.takeWork();
+      if (work.has("change") || work.has("manual")) {
+        const trigger: Trigger = first ? "start" : work.has("manual") && !work.has("change") ? "manual" : "change";
         first = false;
         await this.cycle(trigger);
-      } else if (this.crashRestart) {
-        this.crashRestart = false;
+      } else if (work.has("crash-timer")) {
         await this.restart("crash", null);
       }
     }
@@ -249,9 +264,6 @@ export class DevSession {
 
   /** Build, then (on success) replace the app. */
   private async cycle(trigger: Trigger): Promise<void> {
-    this.dirty = false;
-    this.manual = false;
-    this.crashRestart = false;
     if (this.state.phase.kind === "backoff") clearTimeout(this.state.phase.timer);
     this.state.phase = { kind: "idle" };
     if (this.cfg.dev.clear_screen && trigger !== "start") clearScreen();
@@ -289,8 +301,8 @@ export class DevSession {
           const app = this.state.app;
           // The app crashed while this build ran: onExit left the restart to the build,
           // which failed; with restart_on_crash the last good app comes back after the backoff.
-          if (app.status === "crashed" && this.cfg.dev.restart_on_crash && !this.quitRequested && !this.dirty && !this.manual) {
-            const delayMs = backoffMs(this.consecutiveCrashes);
+          if (app.status === "crashed" && this.cfg.dev.restart_on_crash && !this.quitRequested && !this.waiting("change") && !this.waiting("manual")) {
+            const delayMs = this.crashes.currentDelay();
             this.strategy?.down?.(this.downMessage(`the app ${app.exit.describe()}`, delayMs));
             this.log.info(`gen ${app.gen} crashed during the build: restarting it in ${formatMs(delayMs)}`);
             this.scheduleCrashRestart(delayMs);
@@ -304,7 +316,7 @@ export class DevSession {
           builtAt = performance.now();
       }
       if (this.quitRequested) return;
-      if (this.dirty) {
+      if (this.waiting("change")) {
         // A change landed right as the build finished: build again before restarting.
         return;
       }
@@ -316,7 +328,7 @@ export class DevSession {
   private scheduleCrashRestart(delayMs: number): void {
     const timer = setTimeout(() => {
       if (this.state.phase.kind === "backoff") this.state.phase = { kind: "idle" };
-      this.crashRestart = true;
+      this.inbox.push({ kind: "crash-timer" });
       this.wake();
     }, delayMs);
     this.state.phase = { kind: "backoff", delayMs, timer };
@@ -366,7 +378,7 @@ export class DevSession {
         { event: "timeline", gen: app.gen, debounced: trace.debouncedAt - trace.eventAt, batch: trace.batchAt - trace.eventAt, built: builtAt === null ? null : builtAt - trace.eventAt, stopped: stoppedAt - trace.eventAt, spawned: spawnedAt - trace.eventAt },
       );
     }
-    if (trigger !== "crash") this.consecutiveCrashes = 0;
+    if (trigger !== "crash") this.crashes.reset();
     const c = this.log.colors;
     const parts: string[] = [];
     if (trigger === "change") parts.push(describeChanges(paths));
@@ -578,8 +590,7 @@ export class DevSession {
       this.log.error(`${what}; restarting on the next change${this.keys ? " or r+Enter" : ""}`, fields);
       return;
     }
-    this.consecutiveCrashes = ranMs > 10_000 ? 1 : this.consecutiveCrashes + 1;
-    const delayMs = backoffMs(this.consecutiveCrashes);
+    const { delayMs } = this.crashes.crashed(ranMs);
     this.strategy?.down?.(this.downMessage(crashed, delayMs));
     this.log.error(`${what}; restarting in ${formatMs(delayMs)}`, fields);
     if (this.state.phase.kind !== "idle") {

@@ -45,7 +45,9 @@ export interface DevState {
   app: App;
 }
 
-/** Crash-restart delay: 500 ms, doubling per consecutive crash, capped at 30 s. */
-export function backoffMs(consecutiveCrashes: number, firstMs = 500, maxMs = 30_000): number {
-  return Math.min(maxMs, firstMs * 2 ** Math.max(0, consecutiveCrashes - 1));
-}
+/**
+ * What the loop is told (DevSession's inbox): a debounced batch of changes, r+Enter,
+ * the crash-restart timer, q / Ctrl-C / SIGTERM. Run() takes them in order; a
+ * quit stays in the inbox until the loop ends.
+ */
+export type DevEvent = { kind: "change" } | { kind: "manual" } | { kind: "crash-timer" } | { kind: "quit" };

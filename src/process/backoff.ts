@@ -58,6 +58,11 @@ export class CrashBackoff {
     return { delayMs: backoffDelay(this.baseMs, this.consecutive), consecutive: this.consecutive, recent, loop: recent >= CRASH_LOOP_COUNT };
   }
 
+  /** The delay for the current count (a restart that was postponed, e.g. by a build). */
+  currentDelay(): number {
+    return backoffDelay(this.baseMs, Math.max(1, this.consecutive));
+  }
+
   /** Crashes in the window ending now. */
   recent(now = Date.now()): number {
     return crashesInWindow(this.times, now);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { backoffMs } from "../../src/dev/state.ts";
+import { backoffDelay, DEFAULT_BASE_MS } from "../../src/process/backoff.ts";
 import { validate } from "../../src/config/load.ts";
 import { describeChanges, parseKeyLine } from "../../src/dev/terminal.ts";
 import { changedPathsEnv } from "../../src/dev/pipeline.ts";
@@ -19,8 +19,8 @@ describe("dev helpers", () => {
     expect(parseKeyLine("x")).toBeNull();
   });
   test("backoffMs doubles from 500 ms up to 30 s", () => {
-    expect([1, 2, 3, 4].map((n) => backoffMs(n))).toEqual([500, 1000, 2000, 4000]);
-    expect(backoffMs(20)).toBe(30_000);
+    expect([1, 2, 3, 4].map((n) => backoffDelay(DEFAULT_BASE_MS, n))).toEqual([500, 1000, 2000, 4000]);
+    expect(backoffDelay(DEFAULT_BASE_MS, 20)).toBe(30_000);
   });
   test("strategy default: fd with [[listen]], else none", () => {
     const strategy = (input: Record<string, unknown>) => {
