@@ -7,6 +7,7 @@ import { dirname, isAbsolute, relative, resolve } from "node:path";
 import type { z } from "zod";
 import { ConfigSchema, show, type Config } from "./schema.ts";
 import { ConfigError, didYouMean, type Problem } from "./errors.ts";
+import { EnvFileError, readEnvFiles } from "./dotenv.ts";
 import { keyLines, parseToml } from "./toml.ts";
 
 export const DEFAULT_CONFIG_FILE = "hr.toml";
@@ -56,7 +57,16 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
   const result = validate(merged, text, shown);
   const problems = [...(fromEnv.ok ? [] : fromEnv.problems), ...(result.ok ? [] : result.problems)];
   if (!result.ok || problems.length) throw new ConfigError(problems);
-  return { config: result.config, file: existsSync(file) ? file : null, root: existsSync(file) ? dirname(file) : resolve(options.cwd) };
+  const root = existsSync(file) ? dirname(file) : resolve(options.cwd);
+  // [run] env_file: read now so `hr check`, startup and every serve reload report a bad file
+  // (file:line); the values go to the app only, read again where it starts (dotenv.ts).
+  try {
+    readEnvFiles(result.config.run.env_file, root);
+  } catch (error) {
+    if (!(error instanceof EnvFileError)) throw error;
+    throw new ConfigError([{ path: "", file: error.file, line: error.line, message: `${error.reason} (run.env_file)` }]);
+  }
+  return { config: result.config, file: existsSync(file) ? file : null, root };
 }
 
 /** More than this many problems are summarised in one line (a generated file with 40k bad keys). */

@@ -92,6 +92,13 @@ export const RunSection = z
   .strictObject({
     cmd: Command.describe("The app's command. A string runs through `sh -c`; an array is exec'd directly."),
     env: Env.default({}).describe("Extra environment for the app."),
+    env_file: z
+      .union([str().min(1), z.array(str().min(1)).min(1)], { error: expected('a dotenv file like ".env", or a list like [".env", ".env.local"]') })
+      .transform((v) => (typeof v === "string" ? [v] : v))
+      .optional()
+      .describe(
+        "Dotenv file(s) whose variables the app gets (only the app: hr's own settings never read them), relative to the project; later files win. Precedence: hr's environment < env files < [run].env. hr dev restarts the app when one changes; hr serve applies a change at the next reload. Syntax: KEY=value, export, '…' and \"…\" quotes (\\n escapes), # comments; nothing is executed or expanded.",
+      ),
     stop_signal: Signal.prefault("SIGTERM").describe("Signal sent to the app's whole process group to stop it."),
     stop_timeout: duration("5s").describe("How long to wait after stop_signal before SIGKILL."),
     capture: bool(false).describe(

@@ -17,6 +17,10 @@
  *   old one and starts the new one again, sequentially. An app seen listening on a
  *   fixed port of its own is always restarted sequentially.
  *
+ * - [run] env_file: read at every app start (after the build, before the old app is
+ *   stopped: a file that no longer parses keeps the last good app running); a change to
+ *   one is a change like any other, even when watch filters or .gitignore exclude it.
+ *
  * All decisions go through one loop (run()) reading one DevState; events (file
  * batches, keys, crashes, signals) only record what happened and wake the loop.
  */
@@ -34,6 +38,9 @@ import { captureStart, otherListenMessage, type CaptureStart } from "../capture/
 import { CrashBackoff } from "../process/backoff.ts";
 import type { DevEvent, DevState, Trigger } from "./state.ts";
 import { BuildProgress, clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";
+import { EnvFileError, readEnvFiles } from "../config/dotenv.ts";
+import { watchFiles, type FileWatch } from "../serve/watch.ts";
+import { isAbsolute, relative, resolve } from "node:path";
 
 export interface DevOptions {
   config: Config;
@@ -68,6 +75,9 @@ export class DevSession {
   private pending: RunningApp | null = null;
   private readonly overlap: boolean;
   private watcher: Watcher | null = null;
+  private envWatch: FileWatch | null = null;
+  /** Variables of [run] env_file as of the last app start. */
+  private fileEnv: Record<string, string> = {};
   private keys: Keys | null = null;
 
   /**
@@ -217,6 +227,17 @@ export class DevSession {
       pollMs = 500;
       log.warn(`${this.opts.root} is on ${fsType}, which delivers no file events: polling every 500 ms (set watch.poll to choose)`);
     }
+    // env files are watched on their own (they are often gitignored, or outside include_ext);
+    // the tree watcher ignores them so one save is one change.
+    const envFiles = cfg.run.env_file ?? [];
+    const inRoot = envFiles.map((f) => relative(this.opts.root, resolve(this.opts.root, f))).filter((r) => r && !r.startsWith("..") && !isAbsolute(r));
+    if (envFiles.length) {
+      this.envWatch = watchFiles(envFiles, this.opts.root, (changed) => this.onChange(changed), {
+        debounceMs: Math.max(cfg.watch.debounce, 50),
+        label: "run.env_file",
+        onError: (m) => log.warn(m),
+      });
+    }
     this.watcher = await watch(
       {
         root: this.opts.root,
@@ -224,6 +245,7 @@ export class DevSession {
         includeExt: cfg.watch.include_ext,
         include: cfg.watch.include,
         exclude: cfg.watch.exclude,
+        ignore: inRoot,
         gitignore: cfg.watch.gitignore,
         debounceMs: cfg.watch.debounce,
         pollMs,
@@ -348,6 +370,16 @@ export class DevSession {
 
   /** Stop the old tree (all of it), then start the new app. */
   private async restart(trigger: Trigger, buildMs: number | null, builtAt: number | null = null): Promise<void> {
+    if (this.cfg.run.env_file) {
+      try {
+        this.fileEnv = readEnvFiles(this.cfg.run.env_file, this.opts.root);
+      } catch (error) {
+        if (!(error instanceof EnvFileError)) throw error;
+        this.log.error(`run.env_file: ${error.message}; ${this.keeping()}`, { event: "env_file_failed", file: error.file, line: error.line ?? null });
+        if (this.state.app.status === "none") this.strategy?.down?.(this.downMessage(`${error.file} does not parse`));
+        return;
+      }
+    }
     this.state.phase = { kind: "restarting", trigger };
     const t0 = performance.now();
     const trace = this.trace;
@@ -471,6 +503,7 @@ export class DevSession {
     let argv = toArgv(this.cfg.run.cmd);
     const env: Record<string, string | undefined> = {
       ...this.opts.env,
+      ...this.fileEnv,
       ...this.cfg.run.env,
       HR_GENERATION: String(gen),
       HR_CHANGED_PATHS: changedPathsEnv(paths),
@@ -606,6 +639,7 @@ export class DevSession {
     if (phase.kind === "backoff") clearTimeout(phase.timer);
     this.state.phase = { kind: "quitting" };
     this.watcher?.close();
+    this.envWatch?.close();
     this.keys?.close();
     if (phase.kind === "building") await phase.build.cancel();
     for (const w of this.quitWaiters.splice(0)) w();

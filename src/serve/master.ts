@@ -66,6 +66,7 @@ import { startSweeper, type Sweeper } from "./sweeper.ts";
 import { SystemdNotifier } from "./systemd.ts";
 import { ENV_FROM, runUpgrade, stagingSocketPath, takeUpgradeHandoff, type UpgradeHandoff, type UpgradeOutcome } from "./upgrade.ts";
 import { watchFiles, type FileWatch } from "./watch.ts";
+import { EnvFileError, readEnvFiles } from "../config/dotenv.ts";
 
 export interface MasterOptions {
   config: Config;
@@ -171,6 +172,8 @@ export class Master {
   private watcher?: FileWatch;
   private sweeper?: Sweeper | null;
   private baseEnv: Record<string, string | undefined> = {};
+  /** [run] env_file's variables, read at start and at each reload: a generation keeps the ones it started with. */
+  private fileEnv: Record<string, string> = {};
   private masterNotify?: string;
   /** sd_notify to hr's own supervisor (systemd's NOTIFY_SOCKET; never the workers'). */
   private notifier = new SystemdNotifier(undefined);
@@ -197,6 +200,11 @@ export class Master {
 
   /** Sets up the sockets and the control socket, starts the first generation; resolves with the exit code. */
   async run(): Promise<number> {
+    const envError = this.readEnvFiles();
+    if (envError) {
+      this.log.error(envError);
+      return 1;
+    }
     if (!this.opts.env[ENV_FROM] && !(await buildIfMissing(this.cfg, this.opts.root, this.opts.env, this.log))) return 1;
     if (!(await this.setup())) return 1;
     const first = this.newGeneration();
@@ -477,6 +485,8 @@ export class Master {
         }
         this.applyConfig(next);
       }
+      const envError = this.readEnvFiles();
+      if (envError) return fail(envError);
       if (this.cfg.serve.build && (this.cfg.build.cmd || this.cfg.build.pre || this.cfg.build.post)) {
         const b = await runBuild(this.cfg, this.opts.root, this.baseEnv, this.log, signal);
         if (!b.ok) return fail(b.error ?? "build failed", b.output);
@@ -674,6 +684,21 @@ export class Master {
     this.signalHandlers.push([sig, fn]);
   }
 
+  /** Reads [run] env_file into fileEnv; returns the problem (file:line) instead of throwing. */
+  private readEnvFiles(): string | undefined {
+    if (!this.cfg.run.env_file) {
+      this.fileEnv = {};
+      return undefined;
+    }
+    try {
+      this.fileEnv = readEnvFiles(this.cfg.run.env_file, this.opts.root);
+      return undefined;
+    } catch (error) {
+      if (error instanceof EnvFileError) return `run.env_file: ${error.message}`;
+      throw error;
+    }
+  }
+
   private newGeneration(): Generation {
     const number = ++this.counter;
     const gen = new Generation({
@@ -683,7 +708,7 @@ export class Master {
       strategy: this.strategy!,
       runtimeDir: this.paths.workDir,
       log: this.log,
-      baseEnv: this.baseEnv,
+      baseEnv: { ...this.baseEnv, ...this.fileEnv }, // env < env files < [run].env (added by the generation)
       onProcessesChanged: () => this.sweeper?.update(this.generations.flatMap((g) => g.pids())),
     });
     this.generations.push(gen);

@@ -14,8 +14,9 @@ export interface FileWatch {
   close(): void;
 }
 
-export function watchFiles(paths: readonly string[], root: string, onChange: (changed: string[]) => void, opts: { debounceMs?: number; onError?: (msg: string) => void } = {}): FileWatch {
+export function watchFiles(paths: readonly string[], root: string, onChange: (changed: string[]) => void, opts: { debounceMs?: number; onError?: (msg: string) => void; label?: string } = {}): FileWatch {
   const debounceMs = opts.debounceMs ?? WATCH_DEBOUNCE_MS;
+  const label = opts.label ?? "serve.watch";
   const byDir = new Map<string, Map<string, string>>();
   for (const p of paths) {
     const abs = resolve(root, p);
@@ -39,10 +40,10 @@ export function watchFiles(paths: readonly string[], root: string, onChange: (ch
           onChange(changed);
         }, debounceMs);
       });
-      w.on("error", (e) => opts.onError?.(`serve.watch: ${dir}: ${(e as Error).message}`));
+      w.on("error", (e) => opts.onError?.(`${label}: ${dir}: ${(e as Error).message}`));
       watchers.push(w);
     } catch (e) {
-      opts.onError?.(`serve.watch: cannot watch ${dir}: ${(e as Error).message}`);
+      opts.onError?.(`${label}: cannot watch ${dir}: ${(e as Error).message}`);
     }
   }
   return {
