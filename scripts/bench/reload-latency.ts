@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /**
  * Reload latency: time from a file write to the first HTTP 200 carrying the new
- * code, median of N saves, for `hr dev` vs `bun --watch` vs nodemon vs entr
+ * code, median of N saves, for `hr dev` (fd, fd+capture, proxy, proxy+capture) vs `bun --watch` vs nodemon vs entr
  * (and `node --watch` for the Node app), on the same example apps, in one run.
  *
  *   bun scripts/bench/reload-latency.ts [--saves 20] [--out bench/results/reload-latency.json]
@@ -43,9 +43,10 @@ interface Case {
 const APP_SRC = { "bun-net": "server.ts", "node-http": "server.mjs", "bun-serve": "server.ts" } as const;
 const RUNTIME = { "bun-net": "bun", "node-http": "node", "bun-serve": "bun" } as const;
 
-function hrToml(app: keyof typeof APP_SRC, strategy: "fd" | "proxy") {
+function hrToml(app: keyof typeof APP_SRC, strategy: "fd" | "proxy", capture = false) {
   return (port: number) => `[run]
 cmd = ["${RUNTIME[app]}", "${APP_SRC[app]}"]
+capture = ${capture}
 [watch]
 include_ext = ["${APP_SRC[app].split(".").pop()}"]
 [[listen]]
@@ -62,12 +63,15 @@ function cases(): Case[] {
   for (const app of ["bun-net", "node-http"] as const) {
     const rt = RUNTIME[app];
     out.push({ tool: "hr dev (fd)", app, argv: () => [HR, "dev"], hrToml: hrToml(app, "fd") });
+    // The app binds PORT itself and gets hr's socket (run.capture); restarts overlap.
+    out.push({ tool: "hr dev (fd+capture)", app, argv: () => [HR, "dev"], hrToml: hrToml(app, "fd", true) });
     out.push({ tool: "bun --watch", app, argv: (src) => [join(BIN, "bun"), "--watch", src] });
     if (app === "node-http") out.push({ tool: "node --watch", app, argv: (src) => ["node", "--watch", src] });
     out.push({ tool: "nodemon", app, argv: (src) => [nodemon, "--quiet", "--watch", src, "--exec", `${rt} ${src}`] });
     if (Bun.which("entr")) out.push({ tool: "entr -r", app, argv: (src) => ["sh", "-c", `echo ${src} | exec entr -nr ${rt} ${src}`] });
   }
   out.push({ tool: "hr dev (proxy)", app: "bun-serve", argv: () => [HR, "dev"], hrToml: hrToml("bun-serve", "proxy") });
+  out.push({ tool: "hr dev (proxy+capture)", app: "bun-serve", argv: () => [HR, "dev"], hrToml: hrToml("bun-serve", "proxy", true) });
   out.push({ tool: "bun --watch", app: "bun-serve", argv: (src) => [join(BIN, "bun"), "--watch", src] });
   return out;
 }

@@ -60,6 +60,8 @@ export interface PrepareOptions {
   mode: Mode;
   targets: PortTarget[];
   events: CaptureEvents;
+  /** How to start hr's launcher (default selfArgv(); benchmarks run from a checkout pass the built binary). */
+  launcher?: string[];
 }
 
 export class CaptureUnavailable extends Error {
@@ -156,7 +158,7 @@ export class Capture {
     let open = true;
     let registered = true;
     return {
-      argv: [...selfArgv(), "__capture", String(opts.fdIndex), resolved, "--", ...opts.argv],
+      argv: [...(opts.launcher ?? selfArgv()), "__capture", String(opts.fdIndex), resolved, "--", ...opts.argv],
       fd: theirs,
       spawned: () => {
         if (open) closeFd(theirs);

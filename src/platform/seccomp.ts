@@ -53,31 +53,39 @@ const EFD_NONBLOCK = 0o4000;
 
 const { i32, i64, u64, ptr: P } = FFIType;
 
-function open() {
-  return dlopen("libc.so.6", {
-    prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
-    syscall: { args: [i64, i64, i64, i64], returns: i64 },
-    ioctl: { args: [i32, u64, P], returns: i32 },
-    poll: { args: [P, u64, i32], returns: i32 },
-    socketpair: { args: [i32, i32, i32, P], returns: i32 },
-    sendmsg: { args: [i32, P, i32], returns: i64 },
-    recvmsg: { args: [i32, P, i32], returns: i64 },
-    eventfd: { args: [i32, i32], returns: i32 },
-    read: { args: [i32, P, u64], returns: i64 },
-    write: { args: [i32, P, u64], returns: i64 },
-    close: { args: [i32], returns: i32 },
-    execv: { args: [P, P], returns: i32 },
-    signal: { args: [i32, u64], returns: u64 },
-    sigprocmask: { args: [i32, P, P], returns: i32 },
-    fcntl: { args: [i32, i32, i32], returns: i32 },
-    getsockopt: { args: [i32, i32, i32, P, P], returns: i32 },
-    getsockname: { args: [i32, P, P], returns: i32 },
-    pread: { args: [i32, P, u64, i64], returns: i64 },
-    open: { args: [P, i32, i32], returns: i32 },
-  }).symbols;
-}
-let lib: ReturnType<typeof open> | undefined;
-const L = () => (lib ??= open());
+// The launcher needs only the first group; every symbol costs start-up time (bun:ffi
+// compiles a trampoline per symbol), and the launcher's start is the cost of capture.
+const LAUNCHER_SYMBOLS = {
+  prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
+  syscall: { args: [i64, i64, i64, i64], returns: i64 },
+  sendmsg: { args: [i32, P, i32], returns: i64 },
+  close: { args: [i32], returns: i32 },
+  execv: { args: [P, P], returns: i32 },
+  signal: { args: [i32, u64], returns: u64 },
+  sigprocmask: { args: [i32, P, P], returns: i32 },
+  fcntl: { args: [i32, i32, i32], returns: i32 },
+} as const;
+const SUPERVISOR_SYMBOLS = {
+  ioctl: { args: [i32, u64, P], returns: i32 },
+  poll: { args: [P, u64, i32], returns: i32 },
+  socketpair: { args: [i32, i32, i32, P], returns: i32 },
+  recvmsg: { args: [i32, P, i32], returns: i64 },
+  eventfd: { args: [i32, i32], returns: i32 },
+  read: { args: [i32, P, u64], returns: i64 },
+  write: { args: [i32, P, u64], returns: i64 },
+  getsockopt: { args: [i32, i32, i32, P, P], returns: i32 },
+  getsockname: { args: [i32, P, P], returns: i32 },
+  pread: { args: [i32, P, u64, i64], returns: i64 },
+  open: { args: [P, i32, i32], returns: i32 },
+} as const;
+const openLauncher = () => dlopen("libc.so.6", LAUNCHER_SYMBOLS).symbols;
+const openSupervisor = () => dlopen("libc.so.6", SUPERVISOR_SYMBOLS).symbols;
+let launcherLib: ReturnType<typeof openLauncher> | undefined;
+let supervisorLib: ReturnType<typeof openSupervisor> | undefined;
+/** Launcher-side calls (also used by the supervisor). */
+const L = () => (launcherLib ??= openLauncher());
+/** Supervisor-only calls. */
+const S = () => (supervisorLib ??= openSupervisor());
 
 function fail(call: string): never {
   const e = errno();
@@ -210,7 +218,7 @@ export function stdioFlags(): number[] {
 /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): [a, b]. */
 export function seqpacketPair(): [number, number] {
   const fds = new Int32Array(2);
-  check("socketpair", L().socketpair(1, 5 | 0o2000000, 0, fds));
+  check("socketpair", S().socketpair(1, 5 | 0o2000000, 0, fds));
   return [fds[0]!, fds[1]!];
 }
 
@@ -255,7 +263,7 @@ export function recvFdOrText(sock: number): { fd: number } | { text: string } | 
   const data = new Uint8Array(512);
   const control = new Uint8Array(24);
   const { hdr, keep } = msghdr(data, control);
-  const n = Number(L().recvmsg(sock, hdr, MSG_DONTWAIT | 0x40000000 /* MSG_CMSG_CLOEXEC */));
+  const n = Number(S().recvmsg(sock, hdr, MSG_DONTWAIT | 0x40000000 /* MSG_CMSG_CLOEXEC */));
   void keep;
   if (n < 0) {
     const e = errno();
@@ -273,13 +281,13 @@ export function recvFdOrText(sock: number): { fd: number } | { text: string } | 
 
 /** eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC): a wake-up for a thread blocked in poll(). */
 export function eventFd(): number {
-  return check("eventfd", L().eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  return check("eventfd", S().eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
 }
 export function eventFdSignal(fd: number): void {
-  L().write(fd, new BigUint64Array([1n]), 8);
+  S().write(fd, new BigUint64Array([1n]), 8);
 }
 export function eventFdDrain(fd: number): void {
-  L().read(fd, new BigUint64Array(1), 8);
+  S().read(fd, new BigUint64Array(1), 8);
 }
 
 /** poll(2) on `fds` for POLLIN; returns revents per fd. timeoutMs -1 blocks. */
@@ -290,7 +298,7 @@ export function pollIn(fds: readonly number[], timeoutMs: number): number[] {
     v.setInt32(i * 8, fd, true);
     v.setInt16(i * 8 + 4, POLLIN, true);
   });
-  const r = Number(L().poll(buf, fds.length, timeoutMs));
+  const r = Number(S().poll(buf, fds.length, timeoutMs));
   if (r < 0 && errno() !== 4) fail("poll");
   return fds.map((_, i) => (r <= 0 ? 0 : v.getInt16(i * 8 + 6, true)));
 }
@@ -312,7 +320,7 @@ export interface Notification {
 /** SECCOMP_IOCTL_NOTIF_RECV; null when the notification vanished (the caller was killed). */
 export function notifRecv(listener: number): Notification | null {
   const b = new Uint8Array(80); // struct seccomp_notif, zeroed as the kernel requires
-  if (Number(L().ioctl(listener, IOCTL_NOTIF_RECV, b)) < 0) {
+  if (Number(S().ioctl(listener, IOCTL_NOTIF_RECV, b)) < 0) {
     const e = errno();
     if (e === 2 /* ENOENT */ || e === 4) return null;
     fail("ioctl(SECCOMP_IOCTL_NOTIF_RECV)");
@@ -329,7 +337,7 @@ export function notifRecv(listener: number): Notification | null {
 
 /** SECCOMP_IOCTL_NOTIF_ID_VALID: is the caller still blocked in this syscall (memory read in between still trustworthy)? */
 export function notifIdValid(listener: number, id: bigint): boolean {
-  return Number(L().ioctl(listener, IOCTL_NOTIF_ID_VALID, new BigUint64Array([id]))) === 0;
+  return Number(S().ioctl(listener, IOCTL_NOTIF_ID_VALID, new BigUint64Array([id]))) === 0;
 }
 
 function respond(listener: number, id: bigint, val: bigint, error: number, flags: number): boolean {
@@ -339,7 +347,7 @@ function respond(listener: number, id: bigint, val: bigint, error: number, flags
   v.setBigInt64(8, val, true);
   v.setInt32(16, -error, true);
   v.setUint32(20, flags, true);
-  return Number(L().ioctl(listener, IOCTL_NOTIF_SEND, b)) === 0;
+  return Number(S().ioctl(listener, IOCTL_NOTIF_SEND, b)) === 0;
 }
 
 /** Let the syscall run as if unfiltered. false when the caller is gone. */
@@ -364,18 +372,18 @@ export function notifAddFdAt(listener: number, id: bigint, src: number, target: 
   v.setUint32(12, src, true);
   v.setUint32(16, target, true);
   v.setUint32(20, cloexec ? O_CLOEXEC : 0, true);
-  return Number(L().ioctl(listener, IOCTL_NOTIF_ADDFD, b)) >= 0;
+  return Number(S().ioctl(listener, IOCTL_NOTIF_ADDFD, b)) >= 0;
 }
 
 /* ------------------------------------------------------------ the caller's side */
 
 /** Reads `len` bytes at `addr` in process `tid`'s memory (/proc/tid/mem); null when unreadable. */
 export function readMemory(tid: number, addr: bigint, len: number): Uint8Array | null {
-  const fd = Number(L().open(cstr(`/proc/${tid}/mem`), O_CLOEXEC, 0));
+  const fd = Number(S().open(cstr(`/proc/${tid}/mem`), O_CLOEXEC, 0));
   if (fd < 0) return null;
   try {
     const b = new Uint8Array(len);
-    const n = Number(L().pread(fd, b, len, addr));
+    const n = Number(S().pread(fd, b, len, addr));
     return n === len ? b : null;
   } finally {
     L().close(fd);
@@ -430,14 +438,14 @@ export function borrowFd(pid: number, fd: number): number | null {
 export function socketType(fd: number): number {
   const v = new Int32Array(1);
   const len = new Uint32Array([4]);
-  return Number(L().getsockopt(fd, SOL_SOCKET, SO_TYPE, v, len)) === 0 ? v[0]! : -1;
+  return Number(S().getsockopt(fd, SOL_SOCKET, SO_TYPE, v, len)) === 0 ? v[0]! : -1;
 }
 
 /** Raw getsockname of our fd (sockaddr bytes), or null. */
 export function sockname(fd: number): Uint8Array | null {
   const b = new Uint8Array(128);
   const len = new Uint32Array([b.length]);
-  return Number(L().getsockname(fd, b, len)) === 0 ? b.subarray(0, len[0]!) : null;
+  return Number(S().getsockname(fd, b, len)) === 0 ? b.subarray(0, len[0]!) : null;
 }
 
 /** Sets or clears O_NONBLOCK on our fd (shared by every holder of the open file). */
