@@ -124,6 +124,30 @@ export function captureStart(opts: CaptureStartOptions): CaptureStart {
   };
 }
 
+/**
+ * Observe mode (run.capture = false): the app runs under the launcher but nothing is
+ * replaced; a bind of a port hr holds is reported (`conflict`) the moment it happens,
+ * before the app dies of EADDRINUSE. argv/env/fds are the strategy's own, plus the launcher's socket.
+ */
+export function observeStart(opts: { capture: Capture; argv: string[]; cwd: string; env: Record<string, string | undefined>; listeners: readonly Listener[]; extraFds: number[]; events: CaptureEvents }): CaptureStart {
+  const launch = opts.capture.prepare({
+    argv: opts.argv,
+    cwd: opts.cwd,
+    path: opts.env.PATH ?? "",
+    fdIndex: 3 + opts.extraFds.length,
+    mode: "observe",
+    targets: sharedTargets(opts.listeners),
+    events: opts.events,
+  });
+  return { argv: launch.argv, extraFds: [...opts.extraFds, launch.fd], env: opts.env, spawned: () => launch.spawned(), dispose: () => launch.dispose() };
+}
+
+/** The conflict message: the app binds a port hr holds itself (without capture). */
+export function conflictMessage(who: string, e: { port: number; host: string }, holds: string, strategy: "fd" | "proxy"): string {
+  const how = strategy === "proxy" ? "hr's proxy accepts there; the app must bind $PORT, its private port" : "dev.strategy = \"fd\" passes it at fd 3 (LISTEN_FDS) for the app to adopt";
+  return `${who} binds ${e.host}:${e.port} itself, but hr holds that port (${holds}; ${how}): the app gets EADDRINUSE. Fix without code changes: set run.capture = true, and hr hands the app its socket when it binds`;
+}
+
 /** What to say when the app listens on a TCP port hr does not hold. `holds`: what hr holds ("http=127.0.0.1:8080"). */
 export function otherListenMessage(who: string, e: { port: number; host: string }, holds: string, captured: boolean): string {
   if (captured) return `${who} also listens on ${e.host}:${e.port} itself (not a [[listen]] port: it keeps it)`;

@@ -159,7 +159,7 @@ export const DevSection = z
       .boolean({ error: expected("true or false") })
       .optional()
       .describe(
-        "Start the new app while the old one still serves, and stop the old one once the new one listens (a restart costs only the new app's start). Default: true when hr holds the socket (strategy fd, or run.capture); set false for apps holding exclusive resources (a database file lock, a second port).",
+        "Start the new app while the old one still serves, and stop the old one once the new one listens on hr's socket (a restart costs only the new app's start; nothing is refused). Default: true with run.capture (strategy fd or proxy), where hr sees that listen(); without capture hr has no such signal and restarts stop the old app first. An app that exits before listening while the old one runs (a lock, a port only one instance can hold) is restarted sequentially, and an app seen listening on a fixed port of its own always is; set false for apps holding exclusive resources.",
       ),
   })
   .describe("hr dev: watch, build, restart.");

@@ -34,7 +34,8 @@ import { noEventFilesystem, watch, type Watcher } from "../watch/watcher.ts";
 import { BuildRun, buildSteps, describeStep, type BuildStep } from "../process/build.ts";
 import { openStrategy } from "../strategy/index.ts";
 import type { Strategy } from "../strategy/types.ts";
-import { captureStart, otherListenMessage, type CaptureStart } from "../capture/app.ts";
+import { captureStart, conflictMessage, observeStart, otherListenMessage, type CaptureStart } from "../capture/app.ts";
+import { Capture, captureUnavailable } from "../capture/index.ts";
 import { CrashBackoff } from "../process/backoff.ts";
 import type { DevEvent, DevState, Trigger } from "./state.ts";
 import { BuildProgress, clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";
@@ -73,6 +74,12 @@ export class DevSession {
   private readonly steps: BuildStep[];
   /** An app started beside the running one (overlap) until it listens. */
   private pending: RunningApp | null = null;
+  /**
+   * Without capture: run the next start under the launcher in observe mode, so a bind of
+   * a port hr holds is reported the moment it happens. Only the first start and the start
+   * after a crash pay the launcher's start-up (a healthy edit loop does not).
+   */
+  private observeNext = true;
   private readonly overlap: boolean;
   private watcher: Watcher | null = null;
   private envWatch: FileWatch | null = null;
@@ -561,7 +568,24 @@ export class DevSession {
         argv = wiring.argv(argv);
         extraFds = wiring.fds;
         port = wiring.port;
+        const held = strategy.sockets.listeners;
+        if (this.observeNext && (strategy.name === "fd" || strategy.name === "proxy") && held.length > 0 && captureUnavailable() === null) {
+          const holds = strategy.sockets.describe();
+          const name = strategy.name;
+          capture = observeStart({
+            capture: Capture.get(),
+            argv,
+            cwd: this.opts.root,
+            env,
+            listeners: held,
+            extraFds,
+            events: { onConflict: (e) => this.log.error(conflictMessage(`gen ${gen} (pid ${e.pid})`, e, holds, name), { event: "port_conflict", gen, port: e.port }) },
+          });
+          argv = capture.argv;
+          extraFds = capture.extraFds;
+        }
       }
+      this.observeNext = false;
     } catch (error) {
       unreserve();
       this.log.error(`run \`${describeCommand(this.cfg.run.cmd)}\`: ${(error as Error).message}; waiting for changes`, { event: "spawn_failed" });
@@ -618,6 +642,7 @@ export class DevSession {
       return;
     }
     const crashed = `the app ${exit.describe()}`;
+    this.observeNext = true;
     if (!this.cfg.dev.restart_on_crash) {
       this.strategy?.down?.(this.downMessage(crashed));
       this.log.error(`${what}; restarting on the next change${this.keys ? " or r+Enter" : ""}`, fields);

@@ -114,6 +114,16 @@ http.createServer((req, res) => res.end(version)).listen(${port});
     expect(hr.output).toContain(`set its [[listen]] address = ":${other}"`);
   }, 30_000);
 
+  capTest("without capture, an app binding the port hr holds is told at once that hr holds it and that run.capture fixes it", async () => {
+    const port = freePort();
+    const dir = h.dir(tempProject({ "server.js": nodeApp(port, "v0"), "hr.toml": hrToml(["node", "server.js"], port).replace("capture = true", "capture = false") }));
+    const hr = h.start(dir);
+    await hr.waitFor(/binds .*:\d+ itself, but hr holds that port/);
+    expect(hr.output).toContain(`hr holds that port (http=127.0.0.1:${port}; dev.strategy = "fd" passes it at fd 3`);
+    expect(hr.output).toContain("set run.capture = true");
+    await hr.waitFor(/app exited with code 1/); // the EADDRINUSE it was warned about
+  }, 30_000);
+
   test("seccomp forbidden (a container profile): hr says so at start, with the alternatives, and exits 1", async () => {
     const port = freePort();
     const dir = h.dir(tempProject({ "server.js": nodeApp(port, "v0"), "hr.toml": hrToml(["node", "server.js"], port) }));
