@@ -225,7 +225,10 @@ export async function initInteractive(opts: InitOptions): Promise<number> {
     } else {
       p.log.info('No socket: hr dev strategy "none".');
     }
-    const serveStrategy = ask(await p.select({ message: "hr serve strategy", options: SERVE_OPTIONS, initialValue: d.serveStrategy }));
+    // Under reuseport the workers bind the port themselves: nothing for capture to hand over.
+    const serveOptions = SERVE_OPTIONS.filter((o) => !capture || o.value !== "reuseport");
+    const serveInitial = serveOptions.some((o) => o.value === d.serveStrategy) ? d.serveStrategy : "proxy";
+    const serveStrategy = ask(await p.select({ message: "hr serve strategy", options: serveOptions, initialValue: serveInitial }));
     const workers = ask(await p.text({ message: "hr serve: workers per generation", initialValue: String(d.workers), validate: checkWorkers }));
     const readyOptions = READY_OPTIONS.filter((o) => capture || o.value !== "listen");
     const readyInitial = readyOptions.some((o) => o.value === d.readyType) ? d.readyType : serveStrategy === "proxy" ? "tcp" : "delay";
