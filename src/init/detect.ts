@@ -54,6 +54,8 @@ export interface Detection extends ProjectBasics {
   missing: string[];
   /** Things hr init must say beyond the reasons (e.g. bind capture cannot work on this machine). */
   warnings: string[];
+  /** run.env_file to propose: ".env" when the project has one. */
+  envFile?: string;
 }
 
 export interface DetectOptions {
@@ -129,7 +131,20 @@ export function detectProject(dir: string, options: DetectOptions = {}): Detecti
     captureUnavailable: options.captureUnavailable ?? captureUnavailable,
   };
   const p = detectGo(ctx) ?? detectJs(ctx) ?? detectPython(ctx) ?? detectRust(ctx) ?? detectMake(ctx) ?? generic(ctx);
-  return decide(ctx, p);
+  const d = decide(ctx, p);
+  if (isFile(join(dir, ".env"))) {
+    d.envFile = ".env";
+    d.reasons.push('run.env_file = ".env": the app gets its variables (hr dev restarts it when .env changes; hr\'s own settings never read it)');
+  }
+  return d;
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** The socket rule, the port, readiness: the same for every language. */
@@ -725,6 +740,7 @@ export interface Answers {
   workers: number;
   readyType: ReadyType;
   readyPattern?: string;
+  envFile?: string;
 }
 
 export function defaultAnswers(d: Detection): Answers {
@@ -740,6 +756,7 @@ export function defaultAnswers(d: Detection): Answers {
     workers: 1,
     readyType: d.readyType,
     readyPattern: d.readyPattern,
+    envFile: d.envFile,
   };
 }
 
@@ -750,7 +767,7 @@ export function toConfigInput(a: Answers): ConfigInput {
   const readyType = a.readyType === "listen" && !capture ? (a.serveStrategy === "proxy" ? "tcp" : "delay") : a.readyType;
   return {
     ...(a.build !== undefined ? { build: { cmd: a.build } } : {}),
-    run: { cmd: a.run, ...(capture ? { capture: true } : {}) },
+    run: { cmd: a.run, ...(a.envFile ? { env_file: a.envFile } : {}), ...(capture ? { capture: true } : {}) },
     watch: { include_ext: a.includeExt, exclude: a.exclude },
     listen: a.listen ? [{ name: "http", address: a.listen }] : [],
     dev: { strategy: devStrategy },

@@ -49,6 +49,7 @@ const EXAMPLES: Record<string, unknown> = {
   "build.post": "echo built",
   "build.env": { CGO_ENABLED: "0" },
   "run.env": { APP_ENV: "development" },
+  "run.env_file": ".env",
   "watch.poll": "500ms",
   "listen.mode": "0660",
   "serve.ready.port": 9090,

@@ -5,7 +5,7 @@
  * stops parsing keeps the running app / generation, with file:line in the error.
  */
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DevHarness, tempProject } from "../helpers/dev.ts";
 import { get } from "../helpers/http.ts";
@@ -50,6 +50,21 @@ describe("hr dev", () => {
   });
 });
 
+describe("hr init", () => {
+  test("proposes env_file when the project has a .env; the file it writes passes hr check", () => {
+    const dir = dev.dir(tempProject({ "server.py": "import os\nprint(os.environ['SECRET'])\n", ".env": "SECRET=s3cret\nPORT=9090\n" }));
+    const init = runHr(["init", "--yes"], { cwd: dir });
+    expect(init.code).toBe(0);
+    const toml = readFileSync(join(dir, "hr.toml"), "utf8");
+    expect(toml).toMatch(/^env_file = "\.env"$/m);
+    expect(toml).not.toContain("s3cret");
+    expect(runHr(["check"], { cwd: dir }).code).toBe(0);
+    const none = dev.dir(tempProject({ "server.py": "print(1)\n" }));
+    expect(runHr(["init", "--yes"], { cwd: none }).code).toBe(0);
+    expect(readFileSync(join(none, "hr.toml"), "utf8")).toMatch(/^# env_file = "\.env"$/m);
+  });
+});
+
 describe("hr serve", () => {
   const WORKER = `const net = require("node:net");
 const body = JSON.stringify({ FILE: process.env.FILE, OVER: process.env.OVER });
@@ -70,6 +85,8 @@ process.on("SIGTERM", () => process.exit(0));
     expect(JSON.parse((await get(url)).body).FILE).toBe("one"); // not before a reload
     const ok = await h.reload();
     expect(ok.code).toBe(0);
+    // The old worker shares the socket until it has exited: ask until gen 1 is gone.
+    for (let i = 0; i < 100 && (await h.status()).generations.some((g) => g.generation === 1 && g.state !== "exited"); i++) await Bun.sleep(50);
     expect(JSON.parse((await get(url)).body).FILE).toBe("two");
     writeFileSync(join(h.dir, ".env"), "FILE='three\n");
     const bad = await h.reload();
