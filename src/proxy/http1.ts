@@ -37,6 +37,8 @@ export type Framing = { kind: "none" } | { kind: "length"; length: number } | { 
 export interface Head {
   /** Header fields in order, names as sent. */
   headers: [string, string][];
+  /** The same names in lower case (same order): looked up once per message. */
+  names: string[];
   /** HTTP/1.0 → 0, HTTP/1.1 → 1. */
   minor: number;
   /** Tokens of the Connection header(s), lower case. */
@@ -62,7 +64,6 @@ export interface ResponseHead extends Head {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[\0\r\n]/;
 const TARGET = /^[\x21-\x7e]+$/;
 
 /** Index just past the CRLFCRLF ending the head, or -1 (needs more bytes). Throws 400 on a bare LF. */
@@ -77,7 +78,22 @@ function splitLines(text: string): string[] {
   return lines;
 }
 
-function parseFields(lines: string[], start: number, isRequest: boolean): [string, string][] {
+/** Index of the first of `name` (lower case) in `h`, or -1. */
+export function field(h: Pick<Head, "headers" | "names">, name: string): string | undefined {
+  const i = h.names.indexOf(name);
+  return i < 0 ? undefined : h.headers[i]![1];
+}
+
+/** Trims SP/HT only (a value's OWS), not other whitespace. */
+function trimOws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
+function parseFields(lines: string[], start: number, isRequest: boolean, names: string[] = []): [string, string][] {
   const out: [string, string][] = [];
   for (let i = start; i < lines.length; i++) {
     const line = lines[i]!;
@@ -88,26 +104,28 @@ function parseFields(lines: string[], start: number, isRequest: boolean): [strin
     if (colon <= 0) throw new HttpError(400, `a header line without a name and colon`);
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) throw new HttpError(400, `invalid header name ${JSON.stringify(name.slice(0, 40))}`);
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
-    if (BAD_VALUE.test(value)) throw new HttpError(400, `invalid characters in header ${name}`);
+    const value = trimOws(line.slice(colon + 1));
+    if (value.includes("\0")) throw new HttpError(400, `invalid characters in header ${name}`);
     out.push([name, value]);
+    names.push(name.toLowerCase());
     if (out.length > MAX_HEADERS) throw new HttpError(isRequest ? 431 : 502, `more than ${MAX_HEADERS} header fields`);
   }
   return out;
 }
 
-function tokens(headers: [string, string][], name: string): Set<string> {
+function tokens(h: Pick<Head, "headers" | "names">, name: string): Set<string> {
   const set = new Set<string>();
-  for (const [k, v] of headers) if (k.length === name.length && k.toLowerCase() === name) for (const t of v.split(",")) if (t.trim()) set.add(t.trim().toLowerCase());
+  for (let i = 0; i < h.names.length; i++) if (h.names[i] === name) for (const t of h.headers[i]![1].split(",")) if (t.trim()) set.add(t.trim().toLowerCase());
   return set;
 }
 
 /** Content-Length / Transfer-Encoding → framing, strictly. `status` is the error status to use (400 requests, 502 responses). */
-function bodyFraming(headers: [string, string][], minor: number, status: number): Framing | null {
+function bodyFraming(headers: [string, string][], names: string[], minor: number, status: number): Framing | null {
   let cl: string | null = null;
   let te: string | null = null;
-  for (const [k, v] of headers) {
-    const n = k.toLowerCase();
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i]!;
+    const v = headers[i]![1];
     if (n === "content-length") {
       if (cl !== null) throw new HttpError(status, "more than one Content-Length");
       if (!/^\d{1,15}$/.test(v)) throw new HttpError(status, `invalid Content-Length ${JSON.stringify(v.slice(0, 40))}`);
@@ -161,24 +179,25 @@ export function parseRequest(buf: Buffer): RequestHead | null {
   else if (version === "HTTP/1.0") minor = 0;
   else if (/^HTTP\/\d\.\d$/.test(version)) throw new HttpError(505, `${version} is not supported (HTTP/1.0 and 1.1 only)`);
   else throw new HttpError(400, "malformed request line");
-  const headers = parseFields(lines, 1, true);
-  const connection = tokens(headers, "connection");
+  const names: string[] = [];
+  const headers = parseFields(lines, 1, true, names);
+  const connection = tokens({ headers, names }, "connection");
   let host: string | null = null;
   let hosts = 0;
   let upgradeValue: string | null = null;
-  for (const [k, v] of headers) {
-    const n = k.toLowerCase();
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i]!;
     if (n === "host") {
       hosts++;
-      host = v;
-    } else if (n === "upgrade") upgradeValue = v;
+      host = headers[i]![1];
+    } else if (n === "upgrade") upgradeValue = headers[i]![1];
   }
   if (hosts > 1) throw new HttpError(400, "more than one Host");
   if (minor === 1 && hosts === 0) throw new HttpError(400, "an HTTP/1.1 request without Host");
-  const framing = bodyFraming(headers, minor, 400) ?? { kind: "none" as const };
+  const framing = bodyFraming(headers, names, minor, 400) ?? { kind: "none" as const };
   const keepAlive = minor === 1 ? !connection.has("close") : connection.has("keep-alive");
   const upgrade = upgradeValue && connection.has("upgrade") && minor === 1 ? upgradeValue : null;
-  return { method, target, minor, headers, connection, framing, size: end, upgrade, keepAlive, host };
+  return { method, target, minor, headers, names, connection, framing, size: end, upgrade, keepAlive, host };
 }
 
 /** Parses a response head from an upstream; null when incomplete; HttpError(502) on bad framing. */
@@ -190,34 +209,39 @@ export function parseResponse(buf: Buffer, method: string): ResponseHead | null 
   }
   const lines = buf.toString("latin1", 0, end - 4).split("\r\n");
   for (const l of lines) if (l.includes("\n") || l.includes("\r")) throw new HttpError(502, "the app sent a bare LF or CR in a response head");
-  const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0]!);
-  if (!m) throw new HttpError(502, `the app sent a malformed status line ${JSON.stringify(lines[0]!.slice(0, 60))}`);
-  const minor = Number(m[1]);
-  const status = Number(m[2]);
+  const sl = lines[0]!;
+  // "HTTP/1.x NNN[ reason]"
+  const minor = sl.charCodeAt(7) - 48;
+  const status = Number(sl.slice(9, 12));
+  if (!sl.startsWith("HTTP/1.") || (minor !== 0 && minor !== 1) || sl.charCodeAt(8) !== 32 || !/^\d{3}$/.test(sl.slice(9, 12)) || (sl.length > 12 && sl.charCodeAt(12) !== 32))
+    throw new HttpError(502, `the app sent a malformed status line ${JSON.stringify(sl.slice(0, 60))}`);
+  const reason = sl.slice(13);
+  const names: string[] = [];
   let headers: [string, string][];
   try {
-    headers = parseFields(lines, 1, false);
+    headers = parseFields(lines, 1, false, names);
   } catch (e) {
     throw new HttpError(502, `the app sent a bad response header (${(e as Error).message})`);
   }
-  const connection = tokens(headers, "connection");
+  const connection = tokens({ headers, names }, "connection");
   let framing: Framing;
   if (method === "HEAD" || (status >= 100 && status < 200) || status === 204 || status === 304) framing = { kind: "none" };
-  else framing = bodyFraming(headers, minor, 502) ?? { kind: "close" };
+  else framing = bodyFraming(headers, names, minor, 502) ?? { kind: "close" };
   const keepAlive = framing.kind !== "close" && (minor === 1 ? !connection.has("close") : connection.has("keep-alive"));
-  return { status, reason: m[3] ?? "", minor, headers, connection, framing, size: end, keepAlive };
+  return { status, reason, minor, headers, names, connection, framing, size: end, keepAlive };
 }
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the framing hr sets itself. */
 const HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "content-length"]);
 
 /** Header fields without hop-by-hop ones (and those the Connection header names). Content-Length is removed too: the caller sets the framing. */
-export function endToEnd(h: Head, keep: readonly string[] = []): [string, string][] {
-  return h.headers.filter(([k]) => {
-    const n = k.toLowerCase();
-    if (keep.includes(n)) return true;
-    return !HOP.has(n) && !h.connection.has(n);
-  });
+export function endToEnd(h: Head, keep: readonly string[] = [], drop?: ReadonlySet<string>): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i < h.names.length; i++) {
+    const n = h.names[i]!;
+    if (keep.includes(n) || (!HOP.has(n) && (h.connection.size === 0 || !h.connection.has(n)) && !drop?.has(n))) out.push(h.headers[i]!);
+  }
+  return out;
 }
 
 export function serializeFields(fields: [string, string][]): string {

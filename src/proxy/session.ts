@@ -25,6 +25,7 @@ import {
   chunk,
   endToEnd,
   errorResponse,
+  field,
   HttpError,
   IDEMPOTENT,
   lastChunk,
@@ -384,9 +385,8 @@ class Exchange implements Cuttable {
 
   private sendHead(): void {
     const req = this.req;
-    const fields = endToEnd(req, req.upgrade ? ["upgrade"] : []);
-    const out = forwardedFields(fields, req, this.client.remoteAddress, this.ctx.trustForwarded);
-    let head = `${req.method} ${req.target} HTTP/1.1\r\n${serializeFields(out)}`;
+    const fields = endToEnd(req, req.upgrade ? ["upgrade"] : [], FORWARDED);
+    let head = `${req.method} ${req.target} HTTP/1.1\r\n${serializeFields(fields)}${forwardedBlock(req, this.client.remoteAddress, this.ctx.trustForwarded)}`;
     // Forwarded as HTTP/1.1, which needs a Host (RFC 9112 §3.2): empty when an HTTP/1.0 client sent none.
     if (req.host === null) head += "Host: \r\n";
     if (req.framing.kind === "length") head += `Content-Length: ${req.framing.length}\r\n`;
@@ -477,8 +477,8 @@ class Exchange implements Cuttable {
     let head = `HTTP/1.1 ${res.status} ${res.reason}\r\n${serializeFields(fields)}`;
     const f = res.framing;
     if (f.kind === "none") {
-      const cl = res.headers.find(([k]) => k.toLowerCase() === "content-length");
-      if (cl) head += `Content-Length: ${cl[1]}\r\n`;
+      const cl = field(res, "content-length");
+      if (cl !== undefined) head += `Content-Length: ${cl}\r\n`;
     } else if (f.kind === "length" && (!this.transform || this.transform.addsBytes !== undefined)) head += `Content-Length: ${f.length + (this.transform?.addsBytes ?? 0)}\r\n`;
     else if (req.minor === 1 && f.kind !== "close") {
       head += "Transfer-Encoding: chunked\r\n";
@@ -492,7 +492,7 @@ class Exchange implements Cuttable {
     else if (req.minor === 0) head += "Connection: keep-alive\r\n";
     head += "\r\n";
     // Server-sent events live as long as the page: a tunnel for drain purposes.
-    const type = res.headers.find(([k]) => k.toLowerCase() === "content-type")?.[1] ?? "";
+    const type = field(res, "content-type") ?? "";
     if (/^text\/event-stream/i.test(type) && this.backend) {
       this.backend.requests.delete(this);
       this.backend.tunnels.add(this);
@@ -659,30 +659,32 @@ class Exchange implements Cuttable {
 const FORWARDED = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"]);
 
 /**
- * X-Forwarded-For/-Proto/-Host and Forwarded (RFC 7239). Untrusted (default): any
- * the client sent are dropped and hr's own set; trusted (hr behind another proxy):
- * hr appends its hop to For/Forwarded and keeps the incoming Proto/Host.
+ * X-Forwarded-For/-Proto/-Host and Forwarded (RFC 7239) as header lines. Untrusted
+ * (default): those the client sent are dropped (endToEnd) and hr's own set;
+ * trusted (hr behind another proxy): hr appends its hop to For/Forwarded and keeps
+ * the incoming Proto/Host.
  */
-export function forwardedFields(fields: [string, string][], req: RequestHead, clientIp: string, trust: boolean): [string, string][] {
-  const incoming = new Map<string, string>();
-  const out: [string, string][] = [];
-  for (const f of fields) {
-    const n = f[0].toLowerCase();
-    if (FORWARDED.has(n)) {
-      if (trust) incoming.set(n, incoming.has(n) ? `${incoming.get(n)}, ${f[1]}` : f[1]);
-      continue;
+export function forwardedBlock(req: RequestHead, clientIp: string, trust: boolean): string {
+  let xff: string | undefined;
+  let proto: string | undefined;
+  let xhost: string | undefined;
+  let fwd: string | undefined;
+  if (trust) {
+    const join = (a: string | undefined, b: string) => (a === undefined ? b : `${a}, ${b}`);
+    for (let i = 0; i < req.names.length; i++) {
+      const n = req.names[i]!;
+      const v = req.headers[i]![1];
+      if (n === "x-forwarded-for") xff = join(xff, v);
+      else if (n === "x-forwarded-proto") proto = join(proto, v);
+      else if (n === "x-forwarded-host") xhost = join(xhost, v);
+      else if (n === "forwarded") fwd = join(fwd, v);
     }
-    out.push(f);
   }
-  const ip = clientIp.startsWith("::ffff:") ? clientIp.slice(7) : clientIp;
+  const ip = (clientIp.startsWith("::ffff:") ? clientIp.slice(7) : clientIp) || "unknown";
   const host = req.host ?? "";
-  const xff = incoming.get("x-forwarded-for");
-  out.push(["X-Forwarded-For", xff ? `${xff}, ${ip || "unknown"}` : ip || "unknown"]);
-  out.push(["X-Forwarded-Proto", incoming.get("x-forwarded-proto") ?? "http"]);
-  if (host || incoming.has("x-forwarded-host")) out.push(["X-Forwarded-Host", incoming.get("x-forwarded-host") ?? host]);
-  const node = ip ? (ip.includes(":") ? `"[${ip}]"` : ip) : "unknown";
+  let out = `X-Forwarded-For: ${xff ? `${xff}, ${ip}` : ip}\r\nX-Forwarded-Proto: ${proto ?? "http"}\r\n`;
+  if (host || xhost) out += `X-Forwarded-Host: ${xhost ?? host}\r\n`;
+  const node = ip.includes(":") ? `"[${ip}]"` : ip;
   const hop = `for=${node}${host ? `;host=${JSON.stringify(host)}` : ""};proto=http`;
-  const fwd = incoming.get("forwarded");
-  out.push(["Forwarded", fwd ? `${fwd}, ${hop}` : hop]);
-  return out;
+  return `${out}Forwarded: ${fwd ? `${fwd}, ${hop}` : hop}\r\n`;
 }
