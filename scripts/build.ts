@@ -52,6 +52,8 @@ export function compile(options: CompileOptions): { ms: number; bytes: number } 
       join(root, "src/cli/main.ts"),
       // The bind-capture notification thread (src/capture/worker.ts) is a Worker: an entry point of its own.
       join(root, "src/capture/worker.ts"),
+      // So is each extra proxy thread of hr serve (src/proxy/thread.ts).
+      join(root, "src/proxy/thread.ts"),
       "--outfile", options.outfile,
     ],
     { cwd: root, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" },

@@ -2,7 +2,8 @@
 /**
  * Proxy throughput and latency: wrk against the same upstream app, direct and
  * through nginx (Debian nginx-light, keep-alive upstream), HAProxy (http mode,
- * http-reuse always), hr serve's proxy with protocol "http" and with "tcp" —
+ * http-reuse always), hr serve's proxy with protocol "http" (1 and 2 proxy
+ * threads) and with "tcp" —
  * with 1 and with 2 app workers. One run, targets interleaved, ≥ 3 rounds;
  * medians and ratios to nginx measured in the same run.
  *
@@ -142,8 +143,8 @@ backend b
     { name: "nginx", port: ngPort },
     { name: "haproxy", port: haPort },
   ];
-  for (const protocol of ["http", "tcp"]) {
-    const hrDir = join(dir, `hr-${protocol}-${workers}`);
+  for (const [protocol, threads] of [["http", 1], ["http", 2], ["tcp", 1]] as const) {
+    const hrDir = join(dir, `hr-${protocol}-${threads}-${workers}`);
     mkdirSync(hrDir, { recursive: true });
     const port = freePort();
     writeFileSync(join(hrDir, "app.ts"), APP);
@@ -158,10 +159,11 @@ protocol = "${protocol}"
 [serve]
 strategy = "proxy"
 workers = ${workers}
+proxy_threads = ${threads}
 `,
     );
     start([HR, "serve"], { cwd: hrDir });
-    targets.push({ name: `hr ${protocol}`, port });
+    targets.push({ name: threads > 1 ? `hr ${protocol} ×${threads}t` : `hr ${protocol}`, port });
   }
   for (const t of targets) await waitHttp(t.port);
   return targets;
@@ -212,7 +214,7 @@ for (const workers of values.workers!.split(",").map(Number)) {
     for (const t of order) {
       const s = wrk(t.port, SECONDS);
       samples.get(t.name)!.push(s);
-      console.log(`  workers=${workers} round ${round} ${t.name.padEnd(8)} ${Math.round(s.rps).toString().padStart(7)} req/s  p50 ${s.p50.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms`);
+      console.log(`  workers=${workers} round ${round} ${t.name.padEnd(12)} ${Math.round(s.rps).toString().padStart(7)} req/s  p50 ${s.p50.toFixed(2)} ms  p99 ${s.p99.toFixed(2)} ms`);
     }
   }
   const row: (typeof results)[string] = {};

@@ -172,6 +172,7 @@ export const ServeSection = z
     drain_timeout: duration("30s").describe("How long the old generation may drain after stop_signal before SIGKILL."),
     build: bool(false).describe("Run [build] before starting a new generation on reload."),
     watch: strings([]).describe("Paths (e.g. the deployed binary) whose change triggers a reload."),
+    proxy_threads: z.number({ error: expected("a whole number ≥ 0") }).int({ error: expected("a whole number ≥ 0") }).min(0, { error: expected("a whole number ≥ 0") }).default(1).describe("strategy proxy: threads accepting and forwarding on the same sockets; 0 = one per core (up to 4). Each thread balances its own connections (least in flight per thread); see docs/benchmarks.md for when more than 1 pays."),
     restart_backoff: duration("500ms").describe("First delay before replacing a crashed worker; doubles up to 30s."),
     bun_shim: z
       .union([z.boolean(), z.literal("auto")], { error: expected('"auto", true or false') })

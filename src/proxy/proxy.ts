@@ -48,6 +48,8 @@ export interface ProxyOptions {
   waitSetting?: string;
   filter?: (req: RequestHead, res: ResponseHead) => BodyTransform | null;
   intercept?: (req: RequestHead) => ((res: LocalResponder) => void) | null;
+  /** How many proxies share the process's open-file limit (proxy threads). */
+  fdShare?: number;
 }
 
 /** A partial request head may take this long (then 408). */
@@ -84,7 +86,7 @@ export class Proxy {
   constructor(private readonly opts: ProxyOptions) {
     this.waitMs = opts.waitMs;
     const limit = fdLimit();
-    this.maxClients = Number.isFinite(limit) ? Math.max(16, Math.floor((limit - 64) / 2)) : 1 << 20;
+    this.maxClients = Number.isFinite(limit) ? Math.max(16, Math.floor((limit - 64) / 2 / (opts.fdShare ?? 1))) : 1 << 20;
     this.sweep = setInterval(() => this.sweepSessions(), 1000);
     this.sweep.unref?.();
   }

@@ -15,7 +15,9 @@
 import type { Config } from "../config/schema.ts";
 import { LiveReload } from "../dev/livereload.ts";
 import { PrivatePorts } from "../proxy/ports.ts";
+import { availableParallelism } from "node:os";
 import { Proxy, type ProxyListener } from "../proxy/proxy.ts";
+import { ProxyThreads } from "../proxy/threads.ts";
 import { openSockets, type SocketSet } from "../sockets/handoff.ts";
 import { captureFor } from "./capture.ts";
 import type { Opener, Wiring } from "./types.ts";
@@ -41,10 +43,12 @@ export const openProxy: Opener = async ({ mode, config, root, env, log }) => {
   }
   const held = openSockets(config.listen, root, env);
   const live = mode === "dev" && config.dev.live_reload ? new LiveReload() : null;
-  const proxy =
+  // serve.proxy_threads: more threads accepting on the same sockets (dev: one; its live-reload filter is here).
+  const threads = mode === "serve" ? config.serve.proxy_threads || Math.min(4, availableParallelism()) : 1;
+  const proxy: Proxy | ProxyThreads =
     mode === "dev"
       ? new Proxy({ listeners: proxyListeners(config, held), log, waitMs: DEV_WAIT_MS, filter: live?.filter, intercept: live?.intercept })
-      : new Proxy({ listeners: proxyListeners(config, held), log, waitMs: config.serve.ready.timeout, waitSetting: "serve.ready.timeout" });
+      : new ProxyThreads({ listeners: proxyListeners(config, held), log, waitMs: config.serve.ready.timeout, waitSetting: "serve.ready.timeout" }, threads);
   try {
     proxy.start();
   } catch (e) {
@@ -52,7 +56,7 @@ export const openProxy: Opener = async ({ mode, config, root, env, log }) => {
     throw new Error(`proxy: cannot accept on ${held.describe()}: ${(e as Error).message}`);
   }
   const ports = new PrivatePorts();
-  if (mode === "serve") log.debug(`proxy: accepting on ${held.describe()}; workers get a private 127.0.0.1 PORT each`);
+  if (mode === "serve") log.debug(`proxy: accepting on ${held.describe()} with ${threads} thread${threads === 1 ? "" : "s"}; workers get a private 127.0.0.1 PORT each`);
   const name = (gen: number) => `gen${gen}`;
   return {
     name: "proxy",
