@@ -24,12 +24,14 @@
  * All decisions go through one loop (run()) reading one DevState; events (file
  * batches, keys, crashes, signals) only record what happened and wake the loop.
  */
+import { existsSync } from "node:fs";
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
 import { formatMs } from "../config/duration.ts";
 import { describe as describeCommand, toArgv } from "../process/command.ts";
 import { escapedMessage, killAllSync, spawnChild, SpawnError, type Child, type ExitInfo } from "../process/child.ts";
 import { startReaper } from "../process/reaper.ts";
+import { ownOutput } from "./own-output.ts";
 import { noEventFilesystem, watch, type Watcher } from "../watch/watcher.ts";
 import { BuildRun, buildSteps, describeStep, type BuildStep } from "../process/build.ts";
 import { openStrategy } from "../strategy/index.ts";
@@ -105,6 +107,8 @@ export class DevSession {
   /** Children hr is stopping on purpose (their exit is not a crash). */
   private readonly stopping = new WeakSet<Child>();
   private readonly cleanups: (() => void)[] = [];
+  /** The project directory vanished (renamed/deleted): hr quits with exit 1. */
+  private projectGone = false;
   /** Woken by requestQuit (an overlapped start waiting for its app to listen). */
   private quitWaiters: (() => void)[] = [];
 
@@ -219,7 +223,7 @@ export class DevSession {
       }
     }
     await this.teardown();
-    return 0;
+    return this.projectGone ? 1 : 0;
   }
 
   private async setup(): Promise<void> {
@@ -245,6 +249,8 @@ export class DevSession {
         onError: (m) => log.warn(m),
       });
     }
+    const own = ownOutput(this.opts.root, cfg);
+    if (own.paths.length) log.debug(`not watched (hr writes them): ${own.paths.join(", ")}`);
     this.watcher = await watch(
       {
         root: this.opts.root,
@@ -252,7 +258,7 @@ export class DevSession {
         includeExt: cfg.watch.include_ext,
         include: cfg.watch.include,
         exclude: cfg.watch.exclude,
-        ignore: inRoot,
+        ignore: [...inRoot, ...own.globs],
         gitignore: cfg.watch.gitignore,
         debounceMs: cfg.watch.debounce,
         pollMs,
@@ -293,6 +299,13 @@ export class DevSession {
 
   /** Build, then (on success) replace the app. */
   private async cycle(trigger: Trigger): Promise<void> {
+    if (!existsSync(this.opts.root)) {
+      // Renamed or deleted under hr: every build and start would fail with a spawn error.
+      this.log.error(`the project directory ${this.opts.root} no longer exists (renamed or deleted): hr dev cannot build or run the app; start hr again where the project is now`, { event: "project_gone" });
+      this.projectGone = true;
+      this.requestQuit("project directory gone");
+      return;
+    }
     if (this.state.phase.kind === "backoff") clearTimeout(this.state.phase.timer);
     this.state.phase = { kind: "idle" };
     if (this.cfg.dev.clear_screen && trigger !== "start") clearScreen();

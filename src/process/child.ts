@@ -25,6 +25,7 @@
  * any escapee when hr cannot be a subreaper (then it goes to PID 1). Linux-only
  * (/proc); on other systems only the process group is signalled.
  */
+import { existsSync } from "node:fs";
 import { cmdline, environHas, processTable, readStat, type ProcEntry } from "../platform/proc.ts";
 import { forgetOwnChild, registerOwnChild } from "./reaper.ts";
 import type { SignalName } from "./signals.ts";
@@ -265,6 +266,8 @@ class ChildImpl implements Child {
         ...(ipc ? { ipc: (m: unknown) => ipc(m), serialization: "json" as const } : {}),
       });
     } catch (err) {
+      // Bun names the program it exec'd (setpriv) when the real cause is a vanished cwd.
+      if (!existsSync(opts.cwd)) throw new SpawnError(`cannot start ${JSON.stringify(prog)}: its directory ${opts.cwd} no longer exists (renamed or deleted?)`);
       throw new SpawnError(`cannot start ${JSON.stringify(prog)}: ${(err as Error).message}`);
     }
     const proc = this.proc;
