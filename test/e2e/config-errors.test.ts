@@ -6,7 +6,7 @@
  * hr.toml unreadable, a directory, a FIFO; `-o` into a directory or a missing one;
  * a 100k-key file; values that would exhaust the machine; env keys with "=".
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { ensureBinary, runHr } from "../helpers/hr.ts";
 import { main } from "../../src/cli/dispatch.ts";
 
+setDefaultTimeout(60_000);
 let dir: string;
 beforeAll(() => {
   ensureBinary();

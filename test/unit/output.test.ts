@@ -2,7 +2,7 @@
  * The bounded, non-blocking output path (log/output.ts, platform/fdout.ts) on a
  * real FIFO that nobody reads until the test says so, and the line splitter's cap.
  */
-import { afterEach, expect, test } from "bun:test";
+import { afterEach, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, constants as C } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
@@ -11,6 +11,7 @@ import { OutputStream } from "../../src/log/output.ts";
 import { openNonBlocking } from "../../src/platform/fdout.ts";
 import { lines } from "../../src/process/child.ts";
 
+setDefaultTimeout(30_000);
 const fds: number[] = [];
 const dirs: string[] = [];
 afterEach(() => {
