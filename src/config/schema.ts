@@ -5,6 +5,7 @@
  * Every leaf carries its own error text so a problem reads
  * `serve.drain_timeout: expected a duration like "30s", got 30`.
  */
+import { SIGNALS } from "../process/signals.ts";
 import { z } from "zod";
 import { DURATION_PATTERN, parseDuration } from "./duration.ts";
 import { parseListenAddress } from "../sockets/address.ts";
@@ -58,7 +59,6 @@ export const Command = z.union([z.string().min(1), z.array(z.string()).min(1)], 
 });
 export type Command = z.infer<typeof Command>;
 
-const SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2"] as const;
 const Signal = z
   .string({ error: expected(`a signal name like "SIGTERM"`) })
   .transform((name) => (name.toUpperCase().startsWith("SIG") ? name.toUpperCase() : `SIG${name.toUpperCase()}`))

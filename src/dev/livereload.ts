@@ -18,12 +18,6 @@ export const RELOAD_SCRIPT =
   `<script data-hr-live-reload>(()=>{const s=new EventSource(${JSON.stringify(EVENTS_PATH)});` +
   `s.addEventListener("reload",()=>location.reload());})();</script>`;
 
-/** Inserts the script before the last `</body>` (case-insensitive), else appends it. */
-export function injectScript(html: string, script = RELOAD_SCRIPT): string {
-  const i = html.toLowerCase().lastIndexOf("</body>");
-  return i < 0 ? html + script : html.slice(0, i) + script + html.slice(i);
-}
-
 /** Should this response get the script? text/html and not compressed. */
 export function injectable(headers: Record<string, string | string[] | undefined>, method: string | undefined, status: number): boolean {
   if (method === "HEAD" || status === 204 || status === 304 || (status >= 100 && status < 200)) return false;

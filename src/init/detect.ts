@@ -70,7 +70,6 @@ export interface DetectOptions {
 }
 
 export const DEFAULT_PORT = 8080;
-export const DEFAULT_LISTEN = `127.0.0.1:${DEFAULT_PORT}`;
 const COMMON_EXCLUDE = ["tmp/**"];
 
 function read(dir: string, name: string): string | undefined {

@@ -25,13 +25,9 @@ export const IPPROTO_IPV6 = 41;
 export const IPV6_V6ONLY = 26;
 export const F_GETFD = 1;
 export const F_SETFD = 2;
-export const F_GETFL = 3;
-export const F_SETFL = 4;
 export const FD_CLOEXEC = 1;
-export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 export const MSG_DONTWAIT = 0x40;
-export const MSG_TRUNC = 0x20;
 export const SUN_PATH_MAX = 108;
 export const CLOCK_MONOTONIC = 1;
 
@@ -298,15 +294,9 @@ export function setCloexec(fd: number, on: boolean): void {
   if (next !== cur) libc.fcntl(fd, F_SETFD, next);
 }
 
+/** @internal test fixtures: whether FD_CLOEXEC is set. */
 export function getCloexec(fd: number): boolean {
   return (libc.fcntl(fd, F_GETFD) & FD_CLOEXEC) !== 0;
-}
-
-/** Set or clear O_NONBLOCK (shared by every process holding the same open file). */
-export function setNonblocking(fd: number, on: boolean): void {
-  const cur = libc.fcntl(fd, F_GETFL);
-  const next = on ? cur | O_NONBLOCK : cur & ~O_NONBLOCK;
-  if (next !== cur) libc.fcntl(fd, F_SETFL, next);
 }
 
 /** True if `fd` is an open descriptor in this process. */

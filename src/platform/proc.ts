@@ -243,7 +243,7 @@ export function unixSockets(pid: number | "self" = "self"): SocketEntry[] {
   return out;
 }
 
-/** Listening TCP / unix sockets held by `pid` (including inherited ones). */
+/** @internal tests: listening TCP / unix sockets held by `pid` (including inherited ones). */
 export function listeningSocketsOf(pid: number): SocketEntry[] {
   const inodes = socketInodesOf(pid);
   if (inodes.size === 0) return [];

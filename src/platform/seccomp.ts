@@ -358,10 +358,6 @@ export function notifContinue(listener: number, id: bigint): boolean {
 export function notifReturn(listener: number, id: bigint, val: number): boolean {
   return respond(listener, id, BigInt(val), 0, 0);
 }
-/** Fail the syscall with errno `error` without running it. */
-export function notifFail(listener: number, id: bigint, error: number): boolean {
-  return respond(listener, id, 0n, error, 0);
-}
 
 /** SECCOMP_IOCTL_NOTIF_ADDFD with SETFD: install a duplicate of our `src` at the caller's `target` (replacing it, like dup2). */
 export function notifAddFdAt(listener: number, id: bigint, src: number, target: number, cloexec: boolean): boolean {

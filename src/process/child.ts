@@ -67,12 +67,6 @@ export interface SpawnOptions {
    */
   dieWithParent?: boolean;
   /**
-   * Adds a pipe at child fd `3 + extraFds.length` (Child.readyFd); what the child
-   * writes there arrives on Child.ready. EOF means the child (and every holder of
-   * the fd) closed it or died.
-   */
-  readyPipe?: boolean;
-  /**
    * Called by stop()/kill() with the tree members that had left the child's tree
    * (double-forked daemons reparented to hr) before they are signalled, once per pid.
    */
@@ -98,14 +92,8 @@ export interface Child {
   readonly exitInfo: ExitInfo | null;
   readonly stdout?: ReadableStream<Uint8Array>;
   readonly stderr?: ReadableStream<Uint8Array>;
-  /** Parent end of the ready pipe (readyPipe: true). */
-  readonly ready?: ReadableStream<Uint8Array>;
-  /** Child-side fd number of the ready pipe (readyPipe: true), e.g. for an env var. */
-  readonly readyFd?: number;
   /** True when dieWithParent was asked for and setpriv was available. */
   readonly diesWithParent: boolean;
-  /** Sends over the IPC channel (ipc set). Returns false when the channel is closed. */
-  send(message: unknown): boolean;
   /** Signals the process group and every descendant that left it. No-op once the tree is gone. */
   signal(sig: SignalName): void;
   /**
@@ -253,7 +241,6 @@ class ChildImpl implements Child {
       opts.stderr ?? "inherit",
       ...extra,
     ];
-    if (opts.readyPipe) stdio.push("pipe");
 
     const ipc = opts.ipc;
     try {
@@ -275,16 +262,6 @@ class ChildImpl implements Child {
     registerOwnChild(proc.pid); // before anything can run the reaper: its status is Bun's
     if (opts.stdout === "pipe") this.stdout = proc.stdout as ReadableStream<Uint8Array>;
     if (opts.stderr === "pipe") this.stderr = proc.stderr as ReadableStream<Uint8Array>;
-    if (opts.readyPipe) {
-      const idx = 3 + extra.length;
-      const fd = (proc.stdio as unknown[])[idx];
-      if (typeof fd !== "number") {
-        trySignal(-proc.pid, "SIGKILL");
-        throw new SpawnError("ready pipe: Bun did not return a parent fd");
-      }
-      this.readyFd = idx;
-      this.ready = Bun.file(fd).stream();
-    }
     live.add(this);
     this.exited = proc.exited.then(
       () => {
@@ -300,15 +277,6 @@ class ChildImpl implements Child {
       forgetOwnChild(proc.pid);
       if (!this.stopping) live.delete(this);
     });
-  }
-
-  send(message: unknown): boolean {
-    try {
-      this.proc.send(message);
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   /** Refreshes the tracked set: adds current tree members, drops dead/recycled pids. */

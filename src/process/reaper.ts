@@ -33,10 +33,6 @@ export function forgetOwnChild(pid: number): void {
   own.delete(pid);
 }
 
-export function isOwnChild(pid: number): boolean {
-  return own.has(pid);
-}
-
 export interface Reaper {
   /** True when this process is a child subreaper (or PID 1). */
   readonly subreaper: boolean;

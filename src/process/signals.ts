@@ -1,7 +1,7 @@
 /** Signals hr sends to children (stop signal, reload signal, forced kill). */
 export type SignalName = "SIGTERM" | "SIGINT" | "SIGHUP" | "SIGQUIT" | "SIGKILL" | "SIGUSR1" | "SIGUSR2";
 
-export const SIGNALS: readonly SignalName[] = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2"];
+export const SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2"] as const satisfies readonly SignalName[];
 
 /** Linux signal numbers, for exit-status arithmetic (128 + n) and logs. */
 export const SIGNAL_NUMBERS: Readonly<Record<SignalName, number>> = {
@@ -23,6 +23,7 @@ export class SignalError extends Error {
  * Parses a signal name as a user writes it: "TERM", "sigterm", "SIGTERM", " SigTerm "
  * all give "SIGTERM". Also accepts the number ("15"). Throws {@link SignalError} listing
  * the accepted names otherwise.
+ * @internal unit-tested; the config schema normalizes stop_signal itself (config/schema.ts).
  */
 export function parseSignal(name: string): SignalName {
   const raw = String(name).trim();

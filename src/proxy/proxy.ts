@@ -29,7 +29,6 @@ import type { RequestHead, ResponseHead } from "./http1.ts";
 import { TcpSession } from "./tcp.ts";
 
 export type { DrainReport, WorkerEndpoint } from "./backends.ts";
-export type { UpstreamAddress } from "./conn.ts";
 export type { BodyTransform, LocalResponder } from "./session.ts";
 
 export interface ProxyListener {

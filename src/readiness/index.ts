@@ -15,7 +15,7 @@ import { notifyProbe } from "./notify.ts";
 import { tcpProbe } from "./tcp.ts";
 import type { Probe, ProbeContext } from "./types.ts";
 
-export type { Probe, ProbeContext } from "./types.ts";
+export type { Probe } from "./types.ts";
 import type { ReadyType } from "../config/schema.ts";
 export type { ReadyType } from "../config/schema.ts";
 

@@ -158,7 +158,3 @@ export function formatListenAddress(a: ListenAddress, port?: number): string {
   return a.family === 6 ? `[${a.host}]:${p}` : `${a.host}:${p}`;
 }
 
-/** True for 0.0.0.0 / [::]. */
-export function isWildcard(a: ListenAddress): boolean {
-  return a.kind === "tcp" && a.ip.every((b) => b === 0);
-}

@@ -308,7 +308,7 @@ export function sockNameToString(sn: SockName): string {
   }
 }
 
-/** For logs: "127.0.0.1:8080", "[::1]:8080", "unix:/run/app.sock" (via getsockname). */
+/** @internal tests and fixtures: "127.0.0.1:8080", "[::1]:8080", "unix:/run/app.sock" (via getsockname). */
 export function describeListener(fd: number): string {
   try {
     return sockNameToString(libc.getsockname(fd));

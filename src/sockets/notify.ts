@@ -5,7 +5,7 @@
  * concatenates datagrams ("READY=1" + "STATUS=x" -> "READY=1STATUS=x"), losing
  * message boundaries. So: a non-blocking SOCK_DGRAM socket read with
  * recv(MSG_DONTWAIT) via FFI, polled on a short timer only while someone listens
- * (a waiter, an onMessage callback or an active messages() iterator).
+ * (a waiter or an onMessage callback).
  */
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { AF_UNIX, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, libc, sockaddrUn } from "../platform/libc.ts";
@@ -26,8 +26,6 @@ export interface NotifySocket {
   readonly state: Readonly<NotifyMessage>;
   /** Subscribe; returns an unsubscribe function. */
   onMessage(cb: (msg: NotifyMessage) => void): () => void;
-  /** Async iteration over messages; ends on close(). */
-  messages(): AsyncIterableIterator<NotifyMessage>;
   /**
    * Resolve with the first message carrying `key` (for READY/STOPPING/RELOADING the value must be "1").
    * Resolves immediately if already seen (unless opts.fresh). Rejects on abort or close().
@@ -151,49 +149,6 @@ export function openNotifySocket(path: string, opts: OpenNotifyOptions = {}): No
       const off = subscribe(cb);
       queueMicrotask(drain);
       return off;
-    },
-    messages() {
-      const queue: NotifyMessage[] = [];
-      let wake: (() => void) | undefined;
-      let done = closed;
-      const off = closed
-        ? () => {}
-        : subscribe((m) => {
-            queue.push(m);
-            wake?.();
-          });
-      const onClose = () => {
-        done = true;
-        wake?.();
-      };
-      closeHooks.add(onClose);
-      const finish = () => {
-        done = true;
-        off();
-        closeHooks.delete(onClose);
-      };
-      const it: AsyncIterableIterator<NotifyMessage> = {
-        async next() {
-          for (;;) {
-            const m = queue.shift();
-            if (m) return { value: m, done: false };
-            if (done) {
-              finish();
-              return { value: undefined, done: true };
-            }
-            await new Promise<void>((r) => (wake = r));
-            wake = undefined;
-          }
-        },
-        async return() {
-          finish();
-          return { value: undefined, done: true };
-        },
-        [Symbol.asyncIterator]() {
-          return it;
-        },
-      };
-      return it;
     },
     waitFor(key, wopts = {}) {
       drain();

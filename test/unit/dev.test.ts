@@ -4,7 +4,7 @@ import { validate } from "../../src/config/load.ts";
 import { describeChanges, parseKeyLine } from "../../src/dev/terminal.ts";
 import { changedPathsEnv } from "../../src/dev/pipeline.ts";
 import { buildSteps } from "../../src/process/build.ts";
-import { injectable, injectScript, ScriptInjector } from "../../src/dev/livereload.ts";
+import { injectable, ScriptInjector } from "../../src/dev/livereload.ts";
 
 describe("dev helpers", () => {
   test("describeChanges", () => {
@@ -54,8 +54,12 @@ describe("live reload injection", () => {
     expect(Buffer.concat([none.push(Buffer.from("<p>x")), none.end()]).toString()).toBe("<p>x<s>");
   });
   test("before the last </body>, any case; appended without one", () => {
-    expect(injectScript("<body>a</body></BODY>", "<s>")).toBe("<body>a</body><s></BODY>");
-    expect(injectScript("<p>x", "<s>")).toBe("<p>x<s>");
+    const whole = (html: string) => {
+      const inj = new ScriptInjector("<s>");
+      return Buffer.concat([inj.push(Buffer.from(html)), inj.end()]).toString();
+    };
+    expect(whole("<body>a</body></BODY>")).toBe("<body>a</body><s></BODY>");
+    expect(whole("<p>x")).toBe("<p>x<s>");
   });
   test("only uncompressed text/html with a body", () => {
     expect(injectable({ "content-type": "text/html; charset=utf-8" }, "GET", 200)).toBe(true);

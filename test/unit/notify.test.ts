@@ -127,20 +127,18 @@ describe("sd_notify receiver", () => {
     await expect(w2).rejects.toThrow(/closed while waiting for READY/);
   });
 
-  test("messages() iterates until close", async () => {
+  test("onMessage delivers each datagram in order until close", async () => {
     const s = open();
     const got: Record<string, string>[] = [];
-    const done = (async () => {
-      for await (const m of s.messages()) got.push(m);
-    })();
+    s.onMessage((m) => got.push(m));
     sdNotify("STATUS=1", { NOTIFY_SOCKET: s.path });
     sdNotify("STATUS=2", { NOTIFY_SOCKET: s.path });
     await withTimeout((async () => {
       while (got.length < 2) await Bun.sleep(5);
     })());
     s.close();
-    await withTimeout(done);
     expect(got).toEqual([{ STATUS: "1" }, { STATUS: "2" }]);
+    expect(s.onMessage(() => {})).toBeInstanceOf(Function); // after close: a no-op subscription
   });
 
   test("sdNotify without NOTIFY_SOCKET is a no-op", () => {

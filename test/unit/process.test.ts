@@ -203,22 +203,6 @@ group("spawnChild", () => {
     }
   });
 
-  test("ready pipe: child writes to readyFd, parent reads it; EOF on exit", async () => {
-    const d = tmp();
-    writeFileSync(join(d, "x"), "");
-    const fd = openSync(join(d, "x"), "r");
-    try {
-      const c = spawn({ argv: toArgv('echo READY >&4; sleep 0.1'), extraFds: [fd], readyPipe: true });
-      expect(c.readyFd).toBe(4);
-      const got: string[] = [];
-      await lines(c.ready!, (l) => got.push(l)); // resolves at EOF = child exit
-      expect(got).toEqual(["READY"]);
-      expect((await c.exited).code).toBe(0);
-    } finally {
-      closeSync(fd);
-    }
-  });
-
   test("ipc message received from a Bun child", async () => {
     const msgs: unknown[] = [];
     const c = spawn({ argv: [BUN, join(FIX, "ipc_send.js")], ipc: (m) => msgs.push(m) });
