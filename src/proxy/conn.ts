@@ -57,8 +57,11 @@ export class Conn {
 
   constructor(readonly socket: Socket<Conn>) {}
 
+  private peer: string | undefined;
+
+  /** The peer's address (read once: Bun formats it on every access). */
   get remoteAddress(): string {
-    return this.socket.remoteAddress ?? "";
+    return (this.peer ??= this.socket.remoteAddress ?? "");
   }
 
   get backlogged(): boolean {

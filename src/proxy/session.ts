@@ -685,6 +685,7 @@ export function forwardedBlock(req: RequestHead, clientIp: string, trust: boolea
   let out = `X-Forwarded-For: ${xff ? `${xff}, ${ip}` : ip}\r\nX-Forwarded-Proto: ${proto ?? "http"}\r\n`;
   if (host || xhost) out += `X-Forwarded-Host: ${xhost ?? host}\r\n`;
   const node = ip.includes(":") ? `"[${ip}]"` : ip;
-  const hop = `for=${node}${host ? `;host=${JSON.stringify(host)}` : ""};proto=http`;
+  const quoted = /["\\]/.test(host) ? JSON.stringify(host) : `"${host}"`;
+  const hop = `for=${node}${host ? `;host=${quoted}` : ""};proto=http`;
   return `${out}Forwarded: ${fwd ? `${fwd}, ${hop}` : hop}\r\n`;
 }
