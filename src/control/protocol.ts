@@ -13,7 +13,6 @@
  *                                      {"ok":false,"error":"…","upgrade":{…}} when it failed
  *   anything else                    → {"ok":false,"error":"…"}
  */
-import type { GenerationStatus } from "../serve/generation.ts";
 import type { OutputStats } from "../log/output.ts";
 
 export type Request = { cmd: "status" } | { cmd: "reload"; wait?: boolean; trigger?: string } | { cmd: "upgrade"; wait?: boolean; trigger?: string };
@@ -55,6 +54,32 @@ export interface ReloadRecord {
    * drain (and so --wait) last until it ends or drain_timeout.
    */
   drain?: { generation: number; requests: number; tunnels: number; cut: number; durationMs: number };
+}
+
+export interface WorkerStatus {
+  worker: number;
+  pid: number | null;
+  /** serve/generation.ts has the worker state machine. */
+  state: "starting" | "ready" | "backoff" | "stopping" | "exited";
+  uptimeMs: number | null;
+  restarts: number;
+  /** Crashes in the last minute (≥ 5: crash loop). */
+  recentCrashes: number;
+  lastExit?: string;
+  /** Something hr noticed about this worker, e.g. it binds a port of its own instead of fd 3 (strategy/socket-audit.ts). */
+  warning?: string;
+}
+
+export interface GenerationStatus {
+  generation: number;
+  /** serve/generation.ts has the generation state machine. */
+  state: "starting" | "ready" | "draining" | "exited" | "failed";
+  startedAt: string;
+  /** starting → ready (or → failed), ms. */
+  startMs?: number;
+  uptimeMs: number;
+  error?: string;
+  workers: WorkerStatus[];
 }
 
 export interface ServeStatus {

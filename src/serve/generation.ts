@@ -42,6 +42,7 @@ import type { SignalName } from "../process/signals.ts";
 import { CrashBackoff, CRASH_LOOP_WINDOW_MS, MAX_BACKOFF_MS } from "../process/backoff.ts";
 import type { DrainReport } from "../strategy/types.ts";
 import { needsPort, waitReady, type ReadyResult } from "../readiness/index.ts";
+import type { GenerationStatus, WorkerStatus } from "../control/protocol.ts";
 import type { Strategy, Wiring } from "../strategy/types.ts";
 import { openNotifySocket, type NotifySocket } from "../sockets/notify.ts";
 import { captureStart, otherListenMessage, type CaptureStart } from "../capture/app.ts";
@@ -50,7 +51,8 @@ import type { Capture } from "../capture/index.ts";
 // ---------------------------------------------------------------------------
 // The state machine
 
-export type GenerationState = "starting" | "ready" | "draining" | "exited" | "failed";
+/** The wire values are control/protocol.ts's (hr status shows them). */
+export type GenerationState = GenerationStatus["state"];
 
 export const TRANSITIONS: Readonly<Record<GenerationState, readonly GenerationState[]>> = {
   starting: ["ready", "failed"],
@@ -91,7 +93,7 @@ export function isTerminal(state: GenerationState): boolean {
  *                     ▼  spawn error, cancelled ──────────────────▶ exited
  *                 stopping ──tree gone──▶ exited
  */
-export type WorkerState = "starting" | "ready" | "backoff" | "stopping" | "exited";
+export type WorkerState = WorkerStatus["state"];
 
 export const WORKER_TRANSITIONS: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
   starting: ["ready", "backoff", "stopping", "exited"],
@@ -138,30 +140,6 @@ interface WorkerSlot {
   notify?: NotifySocket;
   /** Set by the afterReady check (e.g. the worker listens on a port of its own). */
   warning?: string;
-}
-
-export interface WorkerStatus {
-  worker: number;
-  pid: number | null;
-  state: WorkerState;
-  uptimeMs: number | null;
-  restarts: number;
-  /** Crashes in the last minute (≥ 5: crash loop). */
-  recentCrashes: number;
-  lastExit?: string;
-  /** Something hr noticed about this worker, e.g. it binds a port of its own instead of fd 3 (strategy/socket-audit.ts). */
-  warning?: string;
-}
-
-export interface GenerationStatus {
-  generation: number;
-  state: GenerationState;
-  startedAt: string;
-  /** starting → ready (or → failed), ms. */
-  startMs?: number;
-  uptimeMs: number;
-  error?: string;
-  workers: WorkerStatus[];
 }
 
 export interface StartResult {

@@ -3,10 +3,18 @@
  * systemd's LISTEN_FDS, matched by name), passed to every app process at fd 3, 4, …
  * Shared by `hr dev` (fd strategy) and `hr serve`.
  */
-import type { ListenConfig } from "../config/schema.ts";
 import { parseListenAddress } from "./address.ts";
 import { bindListener, listenerFromFd, type Listener } from "./listen.ts";
 import { adoptSystemdListeners, listenEnv, withListenPid } from "./systemd.ts";
+
+/** A [[listen]] entry as the socket code needs it (config/schema.ts's ListenConfig is one). */
+export interface ListenSpec {
+  name: string;
+  address: string;
+  backlog: number;
+  /** unix sockets: the file mode, octal ("0660"). */
+  mode?: string;
+}
 
 export interface SocketSet {
   readonly listeners: readonly Listener[];
@@ -28,7 +36,7 @@ export interface SocketSet {
  * named like an entry replaces it; with no [[listen]] at all, every inherited
  * socket is used as is. Throws ListenError / ListenAddressError with a clear message.
  */
-export function openSockets(listen: readonly ListenConfig[], root: string, env: Record<string, string | undefined> = process.env): SocketSet {
+export function openSockets(listen: readonly ListenSpec[], root: string, env: Record<string, string | undefined> = process.env): SocketSet {
   const inherited = adoptSystemdListeners(env);
   const byName = new Map(inherited.map((fd) => [fd.name, fd]));
   const listeners: Listener[] = [];

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { ensureBinary, ROOT } from "../helpers/hr.ts";
 import { DevHarness, edit, freePort, tempProject, waitForBody } from "../helpers/dev.ts";
-import { startLoad } from "../helpers/load.ts";
+import { startLoad } from "../../scripts/harness/load.ts";
 import { captureUnavailable } from "../../src/capture/index.ts";
 
 const h = new DevHarness();

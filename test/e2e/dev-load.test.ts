@@ -8,7 +8,7 @@ import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { appendFileSync } from "node:fs";
 import { ensureBinary } from "../helpers/hr.ts";
 import { DevHarness, EXAMPLE_APPS, exampleProject, waitForBody } from "../helpers/dev.ts";
-import { startLoad } from "../helpers/load.ts";
+import { startLoad } from "../../scripts/harness/load.ts";
 
 const h = new DevHarness();
 beforeAll(() => ensureBinary());

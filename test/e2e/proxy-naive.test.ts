@@ -7,7 +7,7 @@
  * in-flight requests done, its idle upstream connections closed) before it
  * signals it; then any shutdown is safe.
  *
- *  - zero-drop drills: a non-retrying client (test/helpers/load.ts: 50
+ *  - zero-drop drills: a non-retrying client (scripts/harness/load.ts: 50
  *    connections, half keep-alive, half new per request) while hr reloads 2
  *    workers 20 times (`hr reload --wait`); 0 failed requests, every generation
  *    answered, a fresh connection reaches the new generation after each reload.
@@ -29,7 +29,7 @@ import { join } from "node:path";
 import { ensureBinary, ROOT } from "../helpers/hr.ts";
 import { get } from "../helpers/http.ts";
 import { reloadDrill } from "../helpers/drill.ts";
-import { startLoad } from "../helpers/load.ts";
+import { startLoad } from "../../scripts/harness/load.ts";
 import { cleanupServes, startServe, taggedPids, type ServeHandle } from "../helpers/serve.ts";
 
 /** A process's command line, for messages. */

@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, ROOT } from "../helpers/hr.ts";
 import { get, waitForHttp } from "../helpers/http.ts";
-import { startLoad } from "../helpers/load.ts";
+import { startLoad } from "../../scripts/harness/load.ts";
 import { BIN_DIR, cleanupServes, EXAMPLES, startServe } from "../helpers/serve.ts";
 import { pidsWithEnv } from "../helpers/procs.ts";
 
@@ -61,7 +61,7 @@ const pct = (xs: number[], p: number) => {
  */
 const DRILL_SOURCE = `
 import { waitForHttp } from ${JSON.stringify(join(ROOT, "test/helpers/http.ts"))};
-import { startLoad } from ${JSON.stringify(join(ROOT, "test/helpers/load.ts"))};
+import { startLoad } from ${JSON.stringify(join(ROOT, "scripts/harness/load.ts"))};
 import { cleanupServes, startServe } from ${JSON.stringify(join(ROOT, "test/helpers/serve.ts"))};
 
 export async function drill(toml, reloads) {

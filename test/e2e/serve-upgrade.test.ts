@@ -5,7 +5,7 @@
  *
  * The binary under test is a copy of dist/hr in a temp dir, so the test can put
  * a "new version" (another copy, renamed over it) or a broken one at that path.
- * Load: test/helpers/load.ts, 50 connections, non-retrying; every failure counts.
+ * Load: scripts/harness/load.ts, 50 connections, non-retrying; every failure counts.
  * Every process is cleaned up (HR_TEST_TAG scan), even on failure.
  */
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
@@ -17,7 +17,7 @@ import { listeningInode } from "../helpers/procs.ts";
 import { ensureBinary } from "../helpers/hr.ts";
 import { fakeManager as createFakeManager } from "../helpers/systemd.ts";
 import { get, waitForHttp } from "../helpers/http.ts";
-import { startLoad, type LoadHandle, type LoadResult } from "../helpers/load.ts";
+import { startLoad, type LoadHandle, type LoadResult } from "../../scripts/harness/load.ts";
 import { cleanupServes, EXAMPLES, startServe, type ServeHandle } from "../helpers/serve.ts";
 
 setDefaultTimeout(90_000);

@@ -6,7 +6,7 @@
  */
 import { expect } from "bun:test";
 import { get, waitForHttp } from "./http.ts";
-import { percentile, startLoad } from "./load.ts";
+import { percentile, startLoad } from "../../scripts/harness/load.ts";
 import type { ServeHandle } from "./serve.ts";
 
 export interface DrillOptions {

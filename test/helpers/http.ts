@@ -3,6 +3,9 @@
 // drain and handoff tests must see. node:http in Bun (1.4.5) reports a reset as
 // ECONNRESET and never retries; agent: false opens a fresh connection.
 import http from "node:http";
+import { assertLoopback } from "../../scripts/harness/loopback.ts";
+
+
 
 export interface HttpResult {
   status: number;
@@ -16,16 +19,6 @@ export interface GetOptions {
   /** Whole-request timeout (connect + response), default 10 s; rejects with code ETIMEDOUT. */
   timeoutMs?: number;
   headers?: Record<string, string>;
-}
-
-/** Throws unless the URL points at this machine (127.0.0.0/8, localhost, ::1). */
-export function assertLoopback(url: string | URL): URL {
-  const u = typeof url === "string" ? new URL(url) : url;
-  const host = u.hostname.replace(/^\[|\]$/g, "");
-  const ok = host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-  if (!ok) throw new Error(`refusing non-loopback target ${u.host}: tests only talk to 127.0.0.0/8 or ::1`);
-  if (u.protocol !== "http:") throw new Error(`only http: URLs are supported, got ${u.protocol}`);
-  return u;
 }
 
 /** One GET, never retried. Resolves with any status; rejects on a transport error or timeout (err.code set). */

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { get, waitForHttp } from "../helpers/http.ts";
-import { startLoad } from "../helpers/load.ts";
+import { startLoad } from "../../scripts/harness/load.ts";
 import { freePort } from "../../src/sockets/free-port.ts";
 
 const ROOT = path.resolve(import.meta.dir, "../..");

@@ -5,7 +5,7 @@
 // open a new connection per request (Connection: close). A failed request is
 // never retried and every failure is counted.
 import http from "node:http";
-import { assertLoopback } from "./http.ts";
+import { assertLoopback } from "./loopback.ts";
 
 export interface LoadOptions {
   url: string;
