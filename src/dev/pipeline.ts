@@ -263,6 +263,7 @@ export class DevSession {
         debounceMs: cfg.watch.debounce,
         pollMs,
         onError: (e) => log.warn(`watch: ${e.message}`),
+        onNotice: (m) => log.info(`watch: ${m}`),
       },
       (batch, trace) => this.onChange(batch.paths, trace),
     );

@@ -45,6 +45,8 @@ export interface WatchOptions {
    * or an exception thrown by onBatch). Default: printed to stderr.
    */
   onError?: (err: Error) => void;
+  /** Things worth saying that are not errors (a watched directory deleted, re-created). */
+  onNotice?: (message: string) => void;
 }
 
 export interface ChangeBatch {
@@ -174,10 +176,11 @@ export async function watch(opts: WatchOptions, onBatch: (b: ChangeBatch, trace:
     await scanner.scan(); // baseline
     return new PollWatcher(scanner, opts.pollMs, debounceMs, emitter);
   }
-  const w = new NativeWatcher(root, filter, gi, fileTargets, accepts, debounceMs, emitter, onError);
+  const w = new NativeWatcher(root, filter, gi, fileTargets, accepts, debounceMs, emitter, onError, opts.onNotice ?? (() => {}));
   try {
     for (const d of dirTargets) await w.addDir(d, false);
     for (const f of fileTargets) w.addFileTarget(f);
+    for (const d of dirTargets) if (d !== "" && !d.startsWith("..")) w.addRootGuard(d);
   } catch (e) {
     w.close();
     throw e;
@@ -237,6 +240,8 @@ class NativeWatcher implements Watcher {
   private readonly graceTimers = new Set<ReturnType<typeof setTimeout>>();
   /** Deletion re-checks in flight: the batch waits for them. */
   private holding = 0;
+  /** Directory targets (watch.paths) whose parent is watched for their name only: deleted and re-created, they are watched again. */
+  private readonly dirRoots = new Set<string>();
   private readonly deleteGraceMs: number;
 
   constructor(
@@ -248,6 +253,7 @@ class NativeWatcher implements Watcher {
     debounceMs: number,
     private readonly emitter: Emitter,
     private readonly onError: (e: Error) => void,
+    private readonly onNotice: (message: string) => void,
   ) {
     this.deleteGraceMs = Math.max(50, debounceMs);
     this.trailing = new Trailing<string>(debounceMs, (items) => {
@@ -399,6 +405,30 @@ class NativeWatcher implements Watcher {
     if (e && fs.existsSync(path.join(abs, name))) e.files.add(name);
   }
 
+  /**
+   * Watches a directory target's parent, restricted to its name: a watch on the
+   * directory itself dies with it, so without this a deleted and re-created
+   * watch root would never be seen again.
+   */
+  addRootGuard(rel: string): void {
+    this.dirRoots.add(rel);
+    const parent = path.posix.dirname(rel) === "." ? "" : path.posix.dirname(rel);
+    const name = path.posix.basename(rel);
+    const existing = this.dirs.get(parent);
+    if (existing) {
+      existing.only?.add(name);
+      return;
+    }
+    const abs = this.abs(parent);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(abs);
+    } catch {
+      return;
+    }
+    this.register(parent, abs, `${st.dev}:${st.ino}`, new Set([name]));
+  }
+
   private async loadGitignore(rel: string): Promise<boolean> {
     if (!this.gi) return false;
     let content: string | null = null;
@@ -455,20 +485,24 @@ class NativeWatcher implements Watcher {
       const sub = this.dirs.get(rel);
       if (st?.isDirectory()) {
         if (entry.files.delete(name) && this.accepts(rel)) this.emitter.changes.add(rel);
-        if (entry.only) continue;
+        const root = this.dirRoots.has(rel);
+        if (entry.only && !root) continue;
         if (sub) {
           if (sub.key === `${st.dev}:${st.ino}`) continue; // just a dir mtime change
           this.removeTree(rel, true); // replaced by another directory
         }
         await this.addDir(rel, true);
+        if (root && this.dirs.has(rel)) this.onNotice(`${rel} is back: watching it again`);
       } else if (st) {
         this.regrace.delete(item);
         if (sub) this.removeTree(rel, true);
         entry.files.add(name);
         if (this.accepts(rel)) this.emitter.changes.add(rel);
       } else {
-        if (sub) this.removeTree(rel, true);
-        else if (entry.files.has(name) && this.accepts(rel) && !this.regrace.has(item)) {
+        if (sub) {
+          this.removeTree(rel, true);
+          if (this.dirRoots.has(rel)) this.onNotice(`${rel} was deleted: it is watched again as soon as it is re-created`);
+        } else if (entry.files.has(name) && this.accepts(rel) && !this.regrace.has(item)) {
           // A known file is missing: editors that save by moving the old file away
           // and writing a new one leave this gap. Look again shortly before
           // reporting a deletion (and restarting an app whose source is missing).

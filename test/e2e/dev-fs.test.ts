@@ -89,3 +89,24 @@ test("a renamed project directory: a clear message and exit 1, no spawn error na
   expect(hr.log()).not.toContain("setpriv");
   expect(code).toBe(1);
 });
+
+test("a watched directory deleted and created again is watched again, and hr says so", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "hr-devfs-"));
+  mkdirSync(join(dir, "src"));
+  writeFileSync(join(dir, "src", "app.sh"), `echo app v1; sleep 60\n`);
+  writeFileSync(join(dir, "hr.toml"), `[run]\ncmd = ["sh", "src/app.sh"]\n[watch]\npaths = ["src"]\n`);
+  const logFile = join(tmpdir(), `hr-devfs-${process.pid}-${Date.now()}.log`);
+  const hr = devTo(dir, logFile, [logFile]);
+  await hr.waitFor(/app v1/);
+  rmSync(join(dir, "src"), { recursive: true });
+  await hr.waitFor(/watch: src was deleted: it is watched again as soon as it is re-created/);
+  mkdirSync(join(dir, "src"));
+  writeFileSync(join(dir, "src", "app.sh"), `echo app v2; sleep 60\n`);
+  await hr.waitFor(/watch: src is back: watching it again/);
+  await hr.waitFor(/app v2/);
+  // Still watched after that: a later edit restarts the app again (before: never seen again).
+  writeFileSync(join(dir, "src", "app.sh"), `echo app v3; sleep 60\n`);
+  await hr.waitFor(/app v3/);
+  hr.proc.kill("SIGTERM");
+  expect(await hr.proc.exited).toBe(0);
+});

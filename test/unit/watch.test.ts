@@ -149,6 +149,35 @@ describe("native watcher", () => {
     expect(await c.settle()).toEqual([{ paths: ["sub/c.go"] }]);
   });
 
+  test("a deleted and re-created watch root (watch.paths = [\"src\"]) is watched again, and said so", async () => {
+    const root = tmp();
+    write(root, "src/a.go");
+    write(root, "other.go"); // outside the watched path: never reported
+    const notices: string[] = [];
+    const { w, c } = await start(root, { paths: ["src"], onNotice: (m) => notices.push(m) });
+    fs.rmSync(path.join(root, "src"), { recursive: true });
+    expect(await c.settle()).toEqual([{ paths: ["src/a.go"] }]);
+    expect(notices).toEqual(["src was deleted: it is watched again as soon as it is re-created"]);
+    c.reset();
+    write(root, "src/b.go");
+    expect(await c.settle()).toEqual([{ paths: ["src/b.go"] }]);
+    expect(notices.at(-1)).toBe("src is back: watching it again");
+    c.reset();
+    write(root, "src/b.go", "edited");
+    write(root, "other.go", "edited");
+    expect(await c.settle()).toEqual([{ paths: ["src/b.go"] }]);
+    // Replaced in one step (rename of a fresh copy over it): the new directory is watched.
+    write(root, "src.new/c.go");
+    fs.rmSync(path.join(root, "src"), { recursive: true });
+    fs.renameSync(path.join(root, "src.new"), path.join(root, "src"));
+    c.reset();
+    await c.settle();
+    c.reset();
+    write(root, "src/c.go", "edited");
+    expect(await c.settle()).toEqual([{ paths: ["src/c.go"] }]);
+    expect(w.watchedDirs).toBe(2); // src + its parent, restricted to the name "src"
+  });
+
   test("renamed dir: old paths and new paths reported, new location watched", async () => {
     const root = tmp();
     write(root, "old/a.go");
