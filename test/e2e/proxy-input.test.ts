@@ -204,6 +204,8 @@ const REJECTED: [string, string, 400 | 431, "head" | "body"][] = [
   ["Content-Length with a sign", `POST {u} HTTP/1.1\r\n${H}Content-Length: +3\r\n\r\nabc`, 400, "head"],
   ["Content-Length in hex", `POST {u} HTTP/1.1\r\n${H}Content-Length: 0x3\r\n\r\nabc`, 400, "head"],
   ["Content-Length empty", `POST {u} HTTP/1.1\r\n${H}Content-Length: \r\n\r\n`, 400, "head"],
+  ["Transfer-Encoding whose final coding is not chunked", `POST {u} HTTP/1.1\r\n${H}Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n${SMUGGLED}`, 400, "head"],
+  ["Transfer-Encoding: xchunked", `POST {u} HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n${SMUGGLED}`, 400, "head"],
   ["Transfer-Encoding split over two fields, chunked not last", `POST {u} HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n${SMUGGLED}`, 400, "head"],
   ["whitespace between field name and colon", `POST {u} HTTP/1.1\r\n${H}Transfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n${SMUGGLED}`, 400, "head"],
   ["obsolete line folding (obs-fold)", `GET {u} HTTP/1.1\r\n${H}X-Folded: one\r\n two\r\n\r\n`, 400, "head"],
@@ -296,6 +298,13 @@ for (const [backend, cmd] of [
       expect(e.rawHeaders).toContain("X-MiXeD-CaSe");
       expect(headerValues(e.rawHeaders, "X-MiXeD-CaSe")).toEqual(['Va  lue, "q" ; x=1']);
       expect(e.rawHeaders).toContain("x-lower");
+    }, 20_000);
+
+    test("HTTP/1.0 request without Host: answered, then closed", async () => {
+      const x = await exchange(h.port, "GET /old HTTP/1.0\r\n\r\n", { maxMs: 5000 });
+      expect(x.statuses, show(x)).toEqual([200]);
+      expect(x.closed).toBe(true);
+      expect(echoed(x).url).toBe("/old");
     }, 20_000);
 
     test("hop-by-hop fields are removed (Connection and what it names); X-Forwarded-For/-Proto/-Host and Forwarded are added", async () => {

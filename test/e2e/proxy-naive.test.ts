@@ -68,6 +68,7 @@ export const NAIVE_APPS: { name: string; cmd: () => string[]; env?: Record<strin
   { name: "bun-serve (await server.stop())", cmd: () => ["bun", join(NAIVE, "bun-serve.ts")] },
   { name: "node-http (server.close())", cmd: () => ["node", join(NAIVE, "node-http.mjs")] },
   { name: "go net/http (srv.Shutdown(ctx))", cmd: () => [goApp()] },
+  { name: "python http.server (no SIGTERM handler)", cmd: () => ["python3", join(NAIVE, "python-http.py")] },
   { name: "exit(0) at once on SIGTERM", cmd: () => ["node", join(NAIVE, "exit-now.mjs")] },
 ];
 
