@@ -52,10 +52,10 @@ export interface Detection extends ProjectBasics {
   reasons: string[];
   /** Commands the config names that are not on PATH (hr init says how to get them). */
   missing: string[];
+  /** Dotenv files in the project, for [run] env_file (later ones win). */
+  envFiles: string[];
   /** Things hr init must say beyond the reasons (e.g. bind capture cannot work on this machine). */
   warnings: string[];
-  /** run.env_file to propose: ".env" when the project has one. */
-  envFile?: string;
 }
 
 export interface DetectOptions {
@@ -71,6 +71,8 @@ export interface DetectOptions {
 
 export const DEFAULT_PORT = 8080;
 const COMMON_EXCLUDE = ["tmp/**"];
+/** Dotenv files proposed for [run] env_file, in precedence order (later wins), as dotenv tools layer them. */
+const ENV_FILES = [".env", ".env.development", ".env.local"];
 
 function read(dir: string, name: string): string | undefined {
   try {
@@ -130,20 +132,7 @@ export function detectProject(dir: string, options: DetectOptions = {}): Detecti
     captureUnavailable: options.captureUnavailable ?? captureUnavailable,
   };
   const p = detectGo(ctx) ?? detectJs(ctx) ?? detectPython(ctx) ?? detectRust(ctx) ?? detectMake(ctx) ?? generic(ctx);
-  const d = decide(ctx, p);
-  if (isFile(join(dir, ".env"))) {
-    d.envFile = ".env";
-    d.reasons.push('run.env_file = ".env": the app gets its variables (hr dev restarts it when .env changes; hr\'s own settings never read it)');
-  }
-  return d;
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
+  return decide(ctx, p);
 }
 
 /** The socket rule, the port, readiness: the same for every language. */
@@ -154,7 +143,7 @@ function decide(ctx: Ctx, p: Proposal): Detection {
   const sources = listSources(dir, p.sourceExts, 60)
     .sort((a, b) => Number(named.has(b)) - Number(named.has(a)))
     .map((file) => ({ file, text: stripComments(read(dir, file) ?? "", file) }));
-  const base: ProjectBasics & Pick<Detection, "reasons" | "missing" | "warnings"> = {
+  const base: ProjectBasics & Pick<Detection, "reasons" | "missing" | "warnings" | "envFiles"> = {
     kind: p.kind,
     language: p.language,
     label: p.label,
@@ -165,7 +154,11 @@ function decide(ctx: Ctx, p: Proposal): Detection {
     reasons,
     missing: ctx.missing,
     warnings: [],
+    envFiles: ENV_FILES.filter((f) => isFile(join(dir, f))),
   };
+  if (base.envFiles.length) {
+    reasons.push(`env: run.env_file = ${JSON.stringify(base.envFiles)}: the app gets ${base.envFiles.length === 1 ? "its" : "their"} variables (hr dev restarts it when one changes; hr's own settings never read them; PORT and LISTEN_* stay hr's)`);
+  }
   if (p.build !== undefined) reasons.push("serve: build = true: `hr reload` rebuilds before it starts the new generation (set false if you deploy built binaries)");
   if (p.noSocket) {
     return { ...base, listen: null, adopts: false, capture: false, devStrategy: "none", serveStrategy: "fd", readyType: "delay" };
@@ -717,6 +710,14 @@ function safeList(dir: string): string[] {
   }
 }
 
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 function isDir(path: string): boolean {
   try {
     return statSync(path).isDirectory();
@@ -734,12 +735,13 @@ export interface Answers {
   exclude: string[];
   listen: string | null;
   capture: boolean;
+  /** [run] env_file (empty: none). */
+  envFiles: string[];
   devStrategy: DevStrategy;
   serveStrategy: ServeStrategy;
   workers: number;
   readyType: ReadyType;
   readyPattern?: string;
-  envFile?: string;
 }
 
 export function defaultAnswers(d: Detection): Answers {
@@ -750,12 +752,12 @@ export function defaultAnswers(d: Detection): Answers {
     exclude: d.exclude,
     listen: d.listen,
     capture: d.capture,
+    envFiles: d.envFiles,
     devStrategy: d.devStrategy,
     serveStrategy: d.serveStrategy,
     workers: 1,
     readyType: d.readyType,
     readyPattern: d.readyPattern,
-    envFile: d.envFile,
   };
 }
 
@@ -766,7 +768,11 @@ export function toConfigInput(a: Answers): ConfigInput {
   const readyType = a.readyType === "listen" && !capture ? (a.serveStrategy === "proxy" ? "tcp" : "delay") : a.readyType;
   return {
     ...(a.build !== undefined ? { build: { cmd: a.build } } : {}),
-    run: { cmd: a.run, ...(a.envFile ? { env_file: a.envFile } : {}), ...(capture ? { capture: true } : {}) },
+    run: {
+      cmd: a.run,
+      ...(a.envFiles.length ? { env_file: a.envFiles.length === 1 ? a.envFiles[0]! : a.envFiles } : {}),
+      ...(capture ? { capture: true } : {}),
+    },
     watch: { include_ext: a.includeExt, exclude: a.exclude },
     listen: a.listen ? [{ name: "http", address: a.listen }] : [],
     dev: { strategy: devStrategy },

@@ -197,6 +197,11 @@ export async function initInteractive(opts: InitOptions): Promise<number> {
     const excludes = ask(
       await p.text({ message: "Paths to ignore (globs, comma-separated)", initialValue: d.exclude.join(", "), placeholder: "none" }),
     );
+    let envFiles: string[] = [];
+    if (d.envFiles.length) {
+      const load = ask(await p.confirm({ message: `Give the app the variables in ${d.envFiles.join(", ")} (run.env_file)?`, initialValue: true }));
+      envFiles = load ? d.envFiles : [];
+    }
     const listen = ask(
       await p.text({
         message: "Listen address (host:port or unix:path; empty: no socket)",
@@ -252,6 +257,7 @@ export async function initInteractive(opts: InitOptions): Promise<number> {
       exclude: splitList(excludes),
       listen: listen || null,
       capture,
+      envFiles,
       devStrategy,
       serveStrategy,
       workers: Number(workers.trim()),

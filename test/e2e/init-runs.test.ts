@@ -76,7 +76,7 @@ async function serveRuns(files: Record<string, string>, toml: string, src: strin
 
 const NODE_FD = (port: number) => `// node:http adopting the socket hr holds (LISTEN_FDS), else its own port.
 const http = require("node:http");
-const server = http.createServer((req, res) => res.end("node v1\\n"));
+const server = http.createServer((req, res) => res.end(\`node v1 \${process.env.GREETING}\\n\`));
 const where = process.env.LISTEN_FDS ? { fd: 3 } : { port: ${port} };
 server.listen(where, () => process.send?.("ready"));
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
@@ -145,7 +145,7 @@ const hasGo = Boolean(Bun.which("go"));
 describe("hr init --yes, then the config runs the app (apps that adopt the socket → fd)", () => {
   test("Node listen({ fd }) + process.send('ready'): fd + ipc; hr dev and hr serve", async () => {
     const port = freePort();
-    const files = { "package.json": JSON.stringify({ name: "n", main: "server.js" }), "server.js": NODE_FD(port) };
+    const files = { "package.json": JSON.stringify({ name: "n", main: "server.js" }), "server.js": NODE_FD(port), ".env": "GREETING=hello-from-dotenv\n" };
     const dir = project(files);
     const { toml, said } = init(dir);
     expect(toml).toContain(`address = "127.0.0.1:${port}"`);
@@ -153,7 +153,11 @@ describe("hr init --yes, then the config runs the app (apps that adopt the socke
     expect(toml).toContain('type = "ipc"');
     expect(said).toContain("socket: server.js reads LISTEN_FDS");
     expect(said).toContain("The app needs no code change");
+    expect(Bun.TOML.parse(toml)).toMatchObject({ run: { env_file: ".env" } });
     await devRuns(dir, "server.js", port);
+    const h = await startServe({ toml, files });
+    expect(await waitForBody(`http://127.0.0.1:${port}/`, /v1/)).toBe("node v1 hello-from-dotenv\n");
+    expect(await h.stop()).toBe(0);
     await serveRuns(files, toml, "server.js", port);
   }, 60_000);
 

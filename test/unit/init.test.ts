@@ -368,6 +368,17 @@ describe("detectProject: each framework layout as its README writes it", () => {
     expect(d.missing).toEqual([]);
   });
 
+  test("dotenv files become [run] env_file, in precedence order", () => {
+    const one = detect({ "server.js": "require('http').createServer().listen(3000)\n", ".env": "A=1\n" });
+    expect(one.envFiles).toEqual([".env"]);
+    expect(one.reasons.some((r) => r.startsWith('env: run.env_file = [".env"]'))).toBe(true);
+    expect(renderDetected(one).config.run.env_file).toEqual([".env"]);
+    expect(renderDetected(one).text).toMatch(/^env_file = "\.env"$/m);
+    const two = detect({ "server.js": "", ".env.local": "A=2\n", ".env": "A=1\n" });
+    expect(renderDetected(two).config.run.env_file).toEqual([".env", ".env.local"]);
+    expect(renderDetected(detect({ "server.js": "" })).config.run.env_file).toBeUndefined();
+  });
+
   test("PORT in .env decides the port", () => {
     const d = detect({ "go.mod": GO_MOD, "main.go": 'package main\nfunc main() { http.ListenAndServe(":8080", nil) }\n', ".env": "DEBUG=1\nPORT=4321\n" });
     expect(d.listen).toBe("127.0.0.1:4321");
