@@ -13,7 +13,7 @@
  *         (tunnels may run until serve.drain_timeout).
  */
 import type { Config } from "../config/schema.ts";
-import { LiveReload } from "../dev/livereload.ts";
+import { LiveReload } from "../proxy/livereload.ts";
 import { PrivatePorts } from "../proxy/ports.ts";
 import { availableParallelism } from "node:os";
 import { Proxy, type ProxyListener } from "../proxy/proxy.ts";

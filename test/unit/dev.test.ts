@@ -4,7 +4,7 @@ import { validate } from "../../src/config/load.ts";
 import { describeChanges, parseKeyLine } from "../../src/dev/terminal.ts";
 import { changedPathsEnv } from "../../src/dev/pipeline.ts";
 import { buildSteps } from "../../src/process/build.ts";
-import { injectable, ScriptInjector } from "../../src/dev/livereload.ts";
+import { injectable, ScriptInjector } from "../../src/proxy/livereload.ts";
 
 describe("dev helpers", () => {
   test("describeChanges", () => {

@@ -9,8 +9,8 @@
  * - `GET /__hr/events` is answered by hr itself: a Server-Sent Events stream on
  *   which hr sends `event: reload` after each successful restart.
  */
-import type { BodyTransform, LocalResponder } from "../proxy/proxy.ts";
-import type { RequestHead, ResponseHead } from "../proxy/http1.ts";
+import type { BodyTransform, LocalResponder } from "./proxy.ts";
+import type { RequestHead, ResponseHead } from "./http1.ts";
 
 export const EVENTS_PATH = "/__hr/events";
 
