@@ -22,7 +22,7 @@ afterEach(async () => {
   expect(await cleanupServes()).toEqual([]);
 });
 
-/** fd 3 HTTP server (gen=N) in a thread; the main thread floods stdout at FLOOD_MBPS, after an optional BIG_LINE_MB line. */
+/** HTTP server (gen=N) on fd 3, or on PORT under the proxy strategy in a thread; the main thread floods stdout at FLOOD_MBPS, after an optional BIG_LINE_MB line. */
 const APP = `import os, socket, sys, threading, time
 from http.server import HTTPServer, BaseHTTPRequestHandler
 class H(BaseHTTPRequestHandler):
@@ -30,8 +30,11 @@ class H(BaseHTTPRequestHandler):
         body = f"gen={os.environ.get('HR_GENERATION')}\\n".encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
-srv = HTTPServer(("127.0.0.1", 0), H, bind_and_activate=False)
-srv.socket = socket.socket(fileno=3)
+if os.environ.get("APP_BIND") == "port":  # proxy strategy: the app binds its private PORT
+    srv = HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H)
+else:  # fd strategy: the inherited socket
+    srv = HTTPServer(("127.0.0.1", 0), H, bind_and_activate=False)
+    srv.socket = socket.socket(fileno=3)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
 rate = int(os.environ.get("FLOOD_MBPS", "0"))
 big = int(os.environ.get("BIG_LINE_MB", "0"))
@@ -59,15 +62,17 @@ while True:
     time.sleep(0.016)
 `;
 
-const TOML = `[run]
+const tomlFor = (strategy: "fd" | "proxy") => `[run]
 cmd = ["python3", "app.py"]
 [[listen]]
 name = "http"
 address = "127.0.0.1:0"
 [serve]
+strategy = "${strategy}"
 drain_timeout = "3s"
-ready = { type = "delay", delay = "200ms" }
+${strategy === "fd" ? 'ready = { type = "delay", delay = "200ms" }' : ""}
 `;
+const TOML = tomlFor("fd");
 
 function rssMiB(pid: number): number {
   const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
@@ -82,7 +87,8 @@ async function timedStatus(h: ServeHandle): Promise<{ ms: number; status: Awaite
   return { ms, status: JSON.parse(r.stdout) };
 }
 
-test("a slow reader of hr's output, then none at all: hr keeps serving, reloading, answering status, and stops gracefully", async () => {
+for (const strategy of ["fd", "proxy"] as const)
+test(`${strategy}: a slow reader of hr's output, then none at all: hr keeps serving, reloading, answering status, and stops gracefully`, async () => {
   const scratch = mkdtempSync(join(tmpdir(), "hr-slowreader-"));
   const fifo = join(scratch, "fifo");
   const got = join(scratch, "read.log");
@@ -96,7 +102,7 @@ test("a slow reader of hr's output, then none at all: hr keeps serving, reloadin
   let h: ServeHandle;
   try {
     // ~30 MB/s of worker output against ~1 MB/s of reading.
-    h = await startServe({ toml: TOML, files: { "app.py": APP }, env: { FLOOD_MBPS: "30" }, output: fd });
+    h = await startServe({ toml: tomlFor(strategy), files: { "app.py": APP }, env: { FLOOD_MBPS: "30", APP_BIND: strategy === "proxy" ? "port" : "fd" }, output: fd });
   } finally {
     closeSync(fd); // hr has its own copy; the reader's EOF must come from hr alone
   }
@@ -125,7 +131,7 @@ test("a slow reader of hr's output, then none at all: hr keeps serving, reloadin
   const until = Date.now() + 5000;
   while (!/the reader of hr's stderr was too slow: [\d.]+ [KM]iB in [\d,]+ lines dropped/.test(readFileSync(got, "latin1")) && Date.now() < until) await Bun.sleep(100);
   expect(readFileSync(got, "latin1")).toMatch(/the reader of hr's stderr was too slow: [\d.]+ [KM]iB in [\d,]+ lines dropped/);
-  console.log(`slow reader: hr status latency median ${latencies.sort((a, b) => a - b)[latencies.length >> 1]} ms, max ${latencies.at(-1)} ms; hr RSS max ${maxRss} MiB; dropped ${(status.output!.droppedBytes / 1e6).toFixed(0)} MB`);
+  console.log(`${strategy}, slow reader: hr status latency median ${latencies.sort((a, b) => a - b)[latencies.length >> 1]} ms, max ${latencies.at(-1)} ms; hr RSS max ${maxRss} MiB; dropped ${(status.output!.droppedBytes / 1e6).toFixed(0)} MB`);
 
   // The reader goes away (`hr serve | head`, a restarted journald): EPIPE is not hr's end.
   reader.kill("SIGKILL");
