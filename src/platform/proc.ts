@@ -95,7 +95,7 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
-/** True if the process exists and is not a zombie (a zombie has exited; it only awaits reaping). */
+/** @internal tests: true if the process exists and is not a zombie (a zombie has exited; it only awaits reaping). */
 export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {

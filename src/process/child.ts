@@ -105,6 +105,8 @@ export interface Child {
   stop(opts: { signal: SignalName; timeoutMs: number }): Promise<ExitInfo>;
   /** SIGKILL the whole tree now (second Ctrl-C); escalates a stop() in progress. */
   kill(): Promise<ExitInfo>;
+  /** It is not hr's any more (a self-upgrade's new master): not killed when hr exits, not waited for. */
+  release(): void;
 }
 
 export class SpawnError extends Error {
@@ -344,6 +346,11 @@ class ChildImpl implements Child {
     this.forced = true;
     this.forceNow?.();
     return this.stop({ signal: "SIGKILL", timeoutMs: 0 });
+  }
+
+  release(): void {
+    live.delete(this);
+    this.proc.unref();
   }
 
   /** Synchronous SIGKILL of everything known (exit handlers). */

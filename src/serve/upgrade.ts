@@ -36,11 +36,10 @@
  * sockets never close; both generations accept from the same kernel queue
  * during the overlap.
  */
-import { registerOwnChild } from "../process/reaper.ts";
+import { spawnChild, type Child } from "../process/child.ts";
 import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../log/logger.ts";
-import { descendants, processAlive, readStat } from "../platform/proc.ts";
 import type { SocketSet } from "../sockets/handoff.ts";
 import { openNotifySocket } from "../sockets/notify.ts";
 import { formatMs } from "../config/duration.ts";
@@ -166,35 +165,30 @@ export async function runUpgrade(o: UpgradeOptions): Promise<UpgradeOutcome> {
   if (o.signal.aborted) return failed("hr is shutting down");
 
   const notify = openNotifySocket(join(o.workDir, `upgrade.${process.pid}.sock`));
-  let proc: ReturnType<typeof Bun.spawn> | undefined;
   try {
     // Only the socket-activation variables: PORT, HOST, … are for workers, not for hr.
     const listen = Object.fromEntries(Object.entries(o.sockets.appEnv()).filter(([k]) => k === "LISTEN_FDS" || k === "LISTEN_FDNAMES"));
-    const env: Env = {
-      ...o.env,
-      ...listen,
-      [ENV_FROM]: String(process.pid),
-      [ENV_GENERATION]: String(o.generation),
-      [ENV_SYSTEMD_NOTIFY]: o.systemdNotify,
-      NOTIFY_SOCKET: notify.path,
-    };
-    const clean: Record<string, string> = {};
-    for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
+    let child: Child;
     try {
-      proc = Bun.spawn({
-        cmd: o.sockets.wrapArgv(argv),
+      child = spawnChild({
+        argv: o.sockets.wrapArgv(argv),
         cwd: o.cwd,
-        env: clean,
+        env: {
+          ...o.env,
+          ...listen,
+          [ENV_FROM]: String(process.pid),
+          [ENV_GENERATION]: String(o.generation),
+          [ENV_SYSTEMD_NOTIFY]: o.systemdNotify,
+          NOTIFY_SOCKET: notify.path,
+        },
         // stdout/stderr inherited: the new master logs where this one did (journal, terminal).
-        stdio: ["ignore", "inherit", "inherit", ...o.sockets.fds],
-        // Own session: it outlives us, and a terminal's Ctrl-C aimed at us doesn't reach it.
-        detached: true,
+        extraFds: o.sockets.fds,
+        // Its own process group and session (spawnChild): a terminal's Ctrl-C aimed at us doesn't reach it; NOT dieWithParent.
       });
     } catch (e) {
       return failed(`cannot start ${binary}: ${(e as Error).message}`);
     }
-    const pid = proc.pid;
-    registerOwnChild(pid); // Bun waits for it: hr's reaper must not
+    const pid = child.pid;
     o.log.info(`upgrade: started the new master ${binary} (pid ${pid}); waiting up to ${formatMs(o.readyTimeoutMs + UPGRADE_MARGIN_MS)} for its first generation`, {
       event: "upgrade",
       state: "spawned",
@@ -211,72 +205,36 @@ export async function runUpgrade(o: UpgradeOptions): Promise<UpgradeOutcome> {
         (m) => ({ kind: "ready" as const, mainPid: Number(m.MAINPID) || pid }),
         () => ({ kind: "aborted" as const }),
       ),
-      proc.exited.then((code) => ({ kind: "exited" as const, code, sig: proc!.signalCode })),
+      child.exited.then((exit) => ({ kind: "exited" as const, exit })),
       new Promise<{ kind: "timeout" }>((r) => (timer = setTimeout(() => r({ kind: "timeout" }), o.readyTimeoutMs + UPGRADE_MARGIN_MS))),
     ]);
     clearTimeout(timer);
     ac.abort();
     o.signal.removeEventListener("abort", onAbort);
 
-    if (outcome.kind === "ready" && proc.exitCode === null && proc.signalCode === null) {
+    if (outcome.kind === "ready" && !child.exitInfo) {
       if (outcome.mainPid !== pid) o.log.debug(`upgrade: the new master reported MAINPID=${outcome.mainPid}, spawned pid ${pid}`);
-      proc.unref(); // it outlives us
+      child.release(); // it outlives us
       return { ok: true, pid, binary, ms: ms() };
     }
     const error =
       outcome.kind === "exited"
-        ? `the new master (pid ${pid}) ${outcome.sig ? `was killed by ${outcome.sig}` : `exited with code ${outcome.code}`} before it was ready`
+        ? `the new master (pid ${pid}) ${outcome.exit.signal ? `was killed by ${outcome.exit.signal}` : `exited with code ${outcome.exit.code}`} before it was ready`
         : outcome.kind === "timeout"
           ? `the new master (pid ${pid}) was not ready within ${formatMs(o.readyTimeoutMs + UPGRADE_MARGIN_MS)} (serve.ready.timeout + ${formatMs(UPGRADE_MARGIN_MS)})`
           : outcome.kind === "ready"
             ? `the new master (pid ${pid}) exited right after it said READY=1`
             : "hr is shutting down";
-    await stopTree(proc, o.drainTimeoutMs, o.log);
+    // SIGTERM: it drains its own generation (its workers may already have accepted
+    // connections on the shared socket); then SIGKILL to its whole tree.
+    const graceMs = o.drainTimeoutMs + 1000;
+    const wasRunning = !child.exitInfo;
+    const exit = await child.stop({ signal: "SIGTERM", timeoutMs: graceMs });
+    if (wasRunning && exit.signal === "SIGKILL") {
+      o.log.warn(`upgrade: the new master (pid ${pid}) or its processes did not stop within ${formatMs(graceMs)}: SIGKILL`, { event: "upgrade", state: "killed", pid });
+    }
     return failed(error, pid);
   } finally {
     notify.close();
-  }
-}
-
-/**
- * Stops a failed new master and everything it started: SIGTERM (it drains its own
- * generation: its workers may already have accepted connections on the shared
- * socket), then after `graceMs` SIGKILL to it and every descendant seen.
- */
-async function stopTree(proc: ReturnType<typeof Bun.spawn>, graceMs: number, log: Logger): Promise<void> {
-  const pid = proc.pid;
-  const seen = new Map<number, number>(); // pid -> start time (pid-reuse guard)
-  const track = () => {
-    for (const d of descendants(pid)) {
-      const st = readStat(d);
-      if (st && !seen.has(d)) seen.set(d, st.start);
-    }
-  };
-  const exited = () => proc.exitCode !== null || proc.signalCode !== null;
-  track();
-  if (!exited()) {
-    try {
-      process.kill(pid, "SIGTERM");
-    } catch {
-      /* gone */
-    }
-    const deadline = Date.now() + graceMs + 1000;
-    while (!exited() && Date.now() < deadline) {
-      track();
-      await Promise.race([proc.exited, Bun.sleep(50)]);
-    }
-  }
-  const leftovers = () => [...seen].filter(([p, start]) => processAlive(p) && readStat(p)?.start === start).map(([p]) => p);
-  if (!exited() || leftovers().length) {
-    log.warn(`upgrade: the new master (pid ${pid}) or its processes did not stop within ${formatMs(graceMs)}: SIGKILL`, { event: "upgrade", state: "killed", pid });
-    for (const target of [-pid, pid, ...leftovers()]) {
-      try {
-        process.kill(target, "SIGKILL");
-      } catch {
-        /* gone */
-      }
-    }
-    await Promise.race([proc.exited, Bun.sleep(2000)]);
-    for (let i = 0; i < 100 && leftovers().length; i++) await Bun.sleep(20);
   }
 }
