@@ -32,7 +32,7 @@ const isRegExp = (source: string) => regExpError(source) === undefined;
 const expected = (what: string) => (issue: { input?: unknown }) => `expected ${what}, got ${show(issue.input)}`;
 
 /** Upper bounds where a value could exhaust the machine or overflow a timer (checked by `hr check`). */
-export const LIMITS = { durationMs: 24 * 3_600_000, workers: 1024, backlog: 65535 } as const;
+export const LIMITS = { durationMs: 24 * 3_600_000, workers: 1024, backlog: 65535, proxyThreads: 64 } as const;
 
 const boundedDuration = (what: string) =>
   z
@@ -172,7 +172,7 @@ export const ServeSection = z
     drain_timeout: duration("30s").describe("How long the old generation may drain after stop_signal before SIGKILL."),
     build: bool(false).describe("Run [build] before starting a new generation on reload."),
     watch: strings([]).describe("Paths (e.g. the deployed binary) whose change triggers a reload."),
-    proxy_threads: z.number({ error: expected("a whole number ≥ 0") }).int({ error: expected("a whole number ≥ 0") }).min(0, { error: expected("a whole number ≥ 0") }).default(1).describe("strategy proxy: threads accepting and forwarding on the same sockets; 0 = one per core (up to 4). Each thread balances its own connections (least in flight per thread); see docs/benchmarks.md for when more than 1 pays."),
+    proxy_threads: z.number({ error: expected(`a whole number from 0 to ${LIMITS.proxyThreads}`) }).int({ error: expected(`a whole number from 0 to ${LIMITS.proxyThreads}`) }).min(0, { error: expected(`a whole number from 0 to ${LIMITS.proxyThreads}`) }).max(LIMITS.proxyThreads, { error: expected(`a whole number from 0 to ${LIMITS.proxyThreads}`) }).default(1).describe("strategy proxy: threads accepting and forwarding on the same sockets; 0 = one per core (up to 4). Each thread balances its own connections (least in flight per thread); see docs/benchmarks.md for when more than 1 pays."),
     restart_backoff: duration("500ms").describe("First delay before replacing a crashed worker; doubles up to 30s."),
     bun_shim: z
       .union([z.boolean(), z.literal("auto")], { error: expected('"auto", true or false') })

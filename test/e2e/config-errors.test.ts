@@ -166,12 +166,13 @@ describe("a fuzzed hr.toml corpus", () => {
 
   test("limits: workers, durations and backlog that would exhaust the machine are refused by hr check", async () => {
     const f = join(dir, "limits.toml");
-    writeFileSync(f, `[run]\ncmd = "x"\nenv = { "A=B" = "1", "PATH=/evil" = "x" }\n[[listen]]\nname = "h"\naddress = "127.0.0.1:1"\nbacklog = 1e12\n[serve]\nworkers = 1e9\ndrain_timeout = "9999999h"\n`);
+    writeFileSync(f, `[run]\ncmd = "x"\nenv = { "A=B" = "1", "PATH=/evil" = "x" }\n[[listen]]\nname = "h"\naddress = "127.0.0.1:1"\nbacklog = 1e12\n[serve]\nworkers = 1e9\ndrain_timeout = "9999999h"\nproxy_threads = 100000\n`);
     const res = await inProcess(["check", "-c", f]);
     expect(res.code).toBe(1);
     expect(res.stderr).toContain("limits.toml:9: serve.workers: expected a whole number from 1 to 1024, got 1000000000");
     expect(res.stderr).toContain('serve.drain_timeout: expected a duration of at most 24h, got "9999999h"');
     expect(res.stderr).toContain("listen[0].backlog: expected a whole number from 1 to 65535");
+    expect(res.stderr).toContain("serve.proxy_threads: expected a whole number from 0 to 64, got 100000");
     expect(res.stderr).toContain('run.env.A=B: "A=B" is not a usable environment variable name');
     expect(res.stderr).toContain('"PATH=/evil" is not a usable environment variable name');
   });
