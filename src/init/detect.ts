@@ -21,7 +21,7 @@ import { captureUnavailable } from "../capture/index.ts";
 
 export type ProjectKind = "go-gin" | "go" | "bun" | "node" | "python" | "rust" | "make" | "generic";
 /** Which "adopt the socket" snippet fits the app. */
-export type Language = "go" | "node" | "bun" | "bun-serve" | "python" | "rust" | "generic";
+export type Language = "go" | "node" | "bun" | "python" | "rust" | "generic";
 import type { DevStrategyName as DevStrategy, ServeStrategyName as ServeStrategy, ReadyType } from "../config/schema.ts";
 
 /** What the project is and how to build, run and watch it. */

@@ -137,11 +137,6 @@ export const ADOPT_SNIPPETS: Record<Language, string[]> = {
     "  net.createServer((s) => httpServer.emit(\"connection\", s)).listen({ fd: 3 }, () => process.send?.(\"ready\"));",
     'Ready (ipc): process.send?.("ready") once listening.',
   ],
-  "bun-serve": [
-    "Bun.serve: hr listens on [[listen]] and proxies to the app, which binds the private port in PORT:",
-    "  Bun.serve({ port: Number(process.env.PORT ?? 3000), fetch });",
-    '  process.send?.("ready");',
-  ],
   python: [
     "Python: hr passes the socket at fd 3 (LISTEN_FDS=1, LISTEN_FDNAMES=http).",
     "  sock = socket.socket(fileno=3)        # uvicorn: --fd 3; gunicorn adopts LISTEN_FDS itself",
