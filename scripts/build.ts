@@ -59,7 +59,7 @@ export function compile(options: CompileOptions): { ms: number; bytes: number } 
     { cwd: root, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" },
   );
   if (build.status !== 0) {
-    throw new Error(`bun build${options.target ? ` --target=${options.target}` : ""} failed (exit ${build.status}):\n${build.stdout ?? ""}${build.stderr ?? ""}`);
+    throw new Error(`bun build${options.target ? ` --target=${options.target}` : ""} failed (${build.signal ? `killed by ${build.signal}` : `exit ${build.status}`}):\n${build.stdout ?? ""}${build.stderr ?? ""}${build.error ? String(build.error) : ""}`);
   }
   return { ms: Math.round(performance.now() - started), bytes: statSync(options.outfile).size };
 }
