@@ -100,8 +100,7 @@ export function captureStart(opts: CaptureStartOptions): CaptureStart {
     targets = sharedTargets(opts.listeners);
   }
   const extra = opts.extraFds ?? [];
-  const env: Record<string, string | undefined> = { ...opts.env, LISTEN_FDS: undefined, LISTEN_FDNAMES: undefined, LISTEN_PID: undefined };
-  if (port !== undefined) env.PORT = String(port);
+  const env = captureEnv(opts.env, opts.listeners);
   let launch;
   try {
     launch = opts.capture.prepare({ argv: opts.argv, cwd: opts.cwd, path: env.PATH ?? "", fdIndex: 3 + extra.length, mode: "capture", targets, events: opts.events });
@@ -146,6 +145,14 @@ export function observeStart(opts: { capture: Capture; argv: string[]; cwd: stri
 export function conflictMessage(who: string, e: { port: number; host: string }, holds: string, strategy: "fd" | "proxy"): string {
   const how = strategy === "proxy" ? "hr's proxy accepts there; the app must bind $PORT, its private port" : "dev.strategy = \"fd\" passes it at fd 3 (LISTEN_FDS) for the app to adopt";
   return `${who} binds ${e.host}:${e.port} itself, but hr holds that port (${holds}; ${how}): the app gets EADDRINUSE. Fix without code changes: set run.capture = true, and hr hands the app its socket when it binds`;
+}
+
+/** A captured app's environment: no LISTEN_* (nothing to adopt), PORT = the [[listen]] port it binds. */
+export function captureEnv(base: Record<string, string | undefined>, listeners: readonly Listener[]): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...base, LISTEN_FDS: undefined, LISTEN_FDNAMES: undefined, LISTEN_PID: undefined };
+  const port = publicPort(listeners);
+  if (port !== undefined) env.PORT = String(port);
+  return env;
 }
 
 /** What to say when the app listens on a TCP port hr does not hold. `holds`: what hr holds ("http=127.0.0.1:8080"). */

@@ -22,7 +22,8 @@
  * old one; UDP and unix sockets are never captured.
  */
 import { join } from "node:path";
-import { eventFd, eventFdSignal, seqpacketPair, closeFd, unavailable } from "../platform/seccomp.ts";
+import { eventFd, eventFdSignal, seqpacketPair, closeFd, sendText, unavailable } from "../platform/seccomp.ts";
+import type { WarmSpec } from "./launcher.ts";
 import type { FromWorker, Mode, PortTarget, ToWorker } from "./messages.ts";
 
 export type { PortTarget, Mode } from "./messages.ts";
@@ -62,6 +63,20 @@ export interface PrepareOptions {
   events: CaptureEvents;
   /** How to start hr's launcher (default selfArgv(); benchmarks run from a checkout pass the built binary). */
   launcher?: string[];
+}
+
+/** A launcher started ahead of time (filter installed, listener handed over) waiting for its app. */
+export interface WarmLaunch {
+  /** Spawn this (hr __capture <fd> --wait). */
+  readonly argv: string[];
+  /** The launcher's end of the socket pair: pass it to the child at fd `fdIndex`. */
+  readonly fd: number;
+  /** Call right after the spawn (or its failure). */
+  spawned(): void;
+  /** Execs the app in the waiting launcher (argv[0] resolved with env.PATH); its events go to `events` from now on. Throws when the program cannot be found. */
+  start(app: { argv: string[]; cwd: string; env: Record<string, string | undefined> }, events: CaptureEvents): void;
+  /** Once the app's tree is gone, or to discard an unused launcher (it exits 0). */
+  dispose(): void;
 }
 
 export class CaptureUnavailable extends Error {
@@ -144,13 +159,7 @@ export class Capture {
 
   /** Registers an app and returns the launcher argv. Throws when argv[0] cannot be found. */
   prepare(opts: PrepareOptions): PreparedLaunch {
-    const prog = opts.argv[0] ?? "";
-    const resolved = Bun.which(prog, { PATH: opts.path, cwd: opts.cwd });
-    if (!resolved) {
-      throw new Error(
-        prog.includes("/") ? `cannot start ${JSON.stringify(prog)}: no such file or not executable (cwd ${opts.cwd})` : `cannot start ${JSON.stringify(prog)}: not found in PATH (or not executable)`,
-      );
-    }
+    const resolved = resolveProgram(opts.argv[0] ?? "", opts.path, opts.cwd);
     const [mine, theirs] = seqpacketPair();
     const id = this.nextId++;
     this.apps.set(id, opts.events);
@@ -174,4 +183,51 @@ export class Capture {
       },
     };
   }
+
+  /**
+   * A launcher to spawn now and give its app later (hr dev: the next restart then
+   * skips hr's own start-up). The targets are fixed now (the held listeners).
+   */
+  prepareWarm(opts: { fdIndex: number; targets: PortTarget[]; launcher?: string[] }): WarmLaunch {
+    const [mine, theirs] = seqpacketPair();
+    const id = this.nextId++;
+    this.apps.set(id, {});
+    this.send({ type: "add", id, pair: mine, mode: "capture", targets: opts.targets, keepPair: true });
+    let open = true;
+    let registered = true;
+    return {
+      argv: [...(opts.launcher ?? selfArgv()), "__capture", String(opts.fdIndex), "--wait"],
+      fd: theirs,
+      spawned: () => {
+        if (open) closeFd(theirs);
+        open = false;
+      },
+      start: (app, events) => {
+        if (!registered) throw new Error("this launcher was discarded");
+        const path = resolveProgram(app.argv[0] ?? "", app.env.PATH ?? "", app.cwd);
+        const env = Object.entries(app.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+        const spec: WarmSpec = { path, argv: app.argv, env, cwd: app.cwd };
+        this.apps.set(id, events);
+        sendText(mine, JSON.stringify(spec)); // the worker keeps `mine` open until remove
+      },
+      dispose: () => {
+        if (open) closeFd(theirs);
+        open = false;
+        if (!registered) return;
+        registered = false;
+        this.apps.delete(id);
+        this.send({ type: "remove", id });
+      },
+    };
+  }
+}
+
+function resolveProgram(prog: string, path: string, cwd: string): string {
+  const resolved = Bun.which(prog, { PATH: path, cwd });
+  if (!resolved) {
+    throw new Error(
+      prog.includes("/") ? `cannot start ${JSON.stringify(prog)}: no such file or not executable (cwd ${cwd})` : `cannot start ${JSON.stringify(prog)}: not found in PATH (or not executable)`,
+    );
+  }
+  return resolved;
 }

@@ -10,23 +10,37 @@
  *    restoring what the Bun runtime changed in this process that survives exec
  *    (ignored/blocked signals, stdio O_NONBLOCK).
  *
+ * Warm (`hr __capture <fd> --wait`, hr dev): steps 1–2 happen ahead of time; the
+ * launcher then blocks until hr sends the app's program, argv, environment and cwd
+ * (one JSON message, WarmSpec) and execs it at once — a restart does not wait for
+ * hr's own start-up. EOF (hr gone or the launcher discarded): exit 0.
+ *
  * The pid stays the app's pid, so the master supervises the app itself. The
  * filter is inherited across fork and exec: the app's children (gunicorn
  * workers, `sh -c` pipelines) are covered too. Not covered: RLIMIT_NOFILE stays
  * as Bun raised it.
  */
-import { closeFd, execClean, installFilter, sendFd, sendText, stdioFlags } from "../platform/seccomp.ts";
+import { closeFd, execClean, installFilter, recvTextBlocking, sendFd, sendText, stdioFlags } from "../platform/seccomp.ts";
+
+/** What a warm launcher (`hr __capture <fd> --wait`) receives once hr knows the app to start. */
+export interface WarmSpec {
+  path: string;
+  argv: string[];
+  /** "K=V" entries: the app's complete environment. */
+  env: string[];
+  cwd: string;
+}
 
 export function runLauncher(args: string[]): number {
   const flags = stdioFlags();
   const sock = Number(args[0]);
+  const warm = args[1] === "--wait" && args.length === 2;
   const program = args[1];
   const sep = args.indexOf("--");
-  if (!Number.isInteger(sock) || !program || sep !== 2 || sep + 1 >= args.length) {
-    process.stderr.write("hr __capture is hr's internal launcher: hr __capture <fd> <program> -- <argv…>\n");
+  if (!Number.isInteger(sock) || (!warm && (!program || sep !== 2 || sep + 1 >= args.length))) {
+    process.stderr.write("hr __capture is hr's internal launcher: hr __capture <fd> <program> -- <argv…> | hr __capture <fd> --wait\n");
     return 2;
   }
-  const argv = args.slice(sep + 1);
   let listener: number;
   try {
     listener = installFilter("capture");
@@ -45,11 +59,28 @@ export function runLauncher(args: string[]): number {
     return 126;
   }
   closeFd(listener);
+  let spec: WarmSpec = { path: program!, argv: args.slice(sep + 1), env: [], cwd: "" };
+  if (warm) {
+    let text: string | null;
+    try {
+      text = recvTextBlocking(sock);
+    } catch {
+      text = null;
+    }
+    if (text === null) return 0; // discarded before use
+    spec = JSON.parse(text) as WarmSpec;
+    try {
+      process.chdir(spec.cwd);
+    } catch (error) {
+      process.stderr.write(`hr: cannot start ${JSON.stringify(spec.path)}: cwd ${spec.cwd}: ${(error as Error).message}\n`);
+      return 127;
+    }
+  }
   closeFd(sock);
   try {
-    execClean(program, argv, flags);
+    execClean(spec.path, spec.argv, flags, warm ? spec.env : undefined);
   } catch (error) {
-    process.stderr.write(`hr: cannot start ${JSON.stringify(program)}: ${(error as Error).message}\n`);
+    process.stderr.write(`hr: cannot start ${JSON.stringify(spec.path)}: ${(error as Error).message}\n`);
   }
   return 127;
 }

@@ -24,7 +24,8 @@ export type Mode =
   | "observe";
 
 export type ToWorker =
-  | { type: "add"; id: number; pair: number; mode: Mode; targets: PortTarget[] }
+  /** keepPair: a warm launcher, which later receives its app over the pair (the main thread writes to it). */
+  | { type: "add"; id: number; pair: number; mode: Mode; targets: PortTarget[]; keepPair?: boolean }
   | { type: "remove"; id: number };
 
 export type FromWorker =

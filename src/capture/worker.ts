@@ -46,6 +46,8 @@ declare const self: Worker;
 interface App {
   id: number;
   pair: number;
+  /** A warm launcher's pair stays open (the main thread sends it the app) until remove. */
+  keepPair: boolean;
   listener: number | null;
   mode: Mode;
   targets: Map<number, PortTarget>;
@@ -68,7 +70,7 @@ function inodeOfOwn(fd: number): number | null {
 
 function onMessage(m: ToWorker): void {
   if (m.type === "add") {
-    const app: App = { id: m.id, pair: m.pair, listener: null, mode: m.mode, targets: new Map(), handed: new Map(), fixed: new Set() };
+    const app: App = { id: m.id, pair: m.pair, keepPair: m.keepPair === true, listener: null, mode: m.mode, targets: new Map(), handed: new Map(), fixed: new Set() };
     for (const t of m.targets) {
       app.targets.set(t.port, t);
       // In observe mode the app inherited hr's sockets itself (fd 3…): its listen() on them is its ready signal.
@@ -211,8 +213,10 @@ async function loop(): Promise<void> {
         if (!got) continue;
         if ("fd" in got) {
           app.listener = got.fd;
-          closeFd(app.pair);
-          app.pair = -1;
+          if (!app.keepPair) {
+            closeFd(app.pair);
+            app.pair = -1;
+          }
           post({ type: "attached", id: app.id });
         } else {
           if ("text" in got) post({ type: "refused", id: app.id, message: got.text.replace(/^error: /, "") });

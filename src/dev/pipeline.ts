@@ -36,8 +36,8 @@ import { noEventFilesystem, watch, type Watcher } from "../watch/watcher.ts";
 import { BuildRun, buildSteps, describeStep, type BuildStep } from "../process/build.ts";
 import { openStrategy } from "../strategy/index.ts";
 import type { Strategy } from "../strategy/types.ts";
-import { captureStart, conflictMessage, observeStart, otherListenMessage, type CaptureStart } from "../capture/app.ts";
-import { Capture, captureUnavailable } from "../capture/index.ts";
+import { captureEnv, captureStart, conflictMessage, observeStart, otherListenMessage, sharedTargets, type CaptureStart } from "../capture/app.ts";
+import { Capture, captureUnavailable, type CaptureEvents, type WarmLaunch } from "../capture/index.ts";
 import { CrashBackoff } from "../process/backoff.ts";
 import type { DevEvent, DevState, Trigger } from "./state.ts";
 import { BuildProgress, clearScreen, describeChanges, readKeys, type Keys } from "./terminal.ts";
@@ -82,6 +82,12 @@ export class DevSession {
    * after a crash pay the launcher's start-up (a healthy edit loop does not).
    */
   private observeNext = true;
+  /**
+   * run.capture with strategy fd: the next app's launcher, started ahead of time once
+   * the current app listens (filter installed, waiting for its app), so a restart does
+   * not wait for hr's own start-up.
+   */
+  private warm: { launch: WarmLaunch; child: Child } | null = null;
   private readonly overlap: boolean;
   private watcher: Watcher | null = null;
   private envWatch: FileWatch | null = null;
@@ -536,6 +542,7 @@ export class DevSession {
     let listened: () => void = () => {};
     const listening = new Promise<void>((r) => (listened = r));
     let captured = false;
+    let warmChild: Child | undefined;
     const strategy = this.strategy!;
     // proxy: the app's private port (under capture, the socket its bind gets is bound there).
     const wiring = strategy.wire(this.cfg, gen);
@@ -546,14 +553,7 @@ export class DevSession {
       if (wiring.capture) {
         const t0 = performance.now();
         const who = () => `gen ${gen}${capture && app ? ` (pid ${app.child.pid})` : ""}`;
-        capture = captureStart({
-          capture: wiring.capture,
-          argv,
-          cwd: this.opts.root,
-          env,
-          listeners: strategy.sockets.listeners,
-          privatePort: reserved,
-          events: {
+        const events: CaptureEvents = {
             onCaptured: (e) => {
               captured = true;
               this.log.debug(`${who()} binds ${e.host}:${e.port}: handed hr's socket (+${(performance.now() - t0).toFixed(1)} ms)`);
@@ -561,6 +561,7 @@ export class DevSession {
             onListening: (e) => {
               this.log.debug(`${who()} listening on hr's socket for :${e.port} (+${(performance.now() - t0).toFixed(1)} ms)`, { event: "listening", gen, pid: e.pid });
               listened();
+              if (reserved === undefined) this.prepareWarm(wiring.capture as Capture);
             },
             onOtherListen: (e) => {
               if (e.fixed) ownPorts.add(e.port);
@@ -571,12 +572,28 @@ export class DevSession {
             onSkipped: (e) => this.log.warn(`${who()} binds ${e.host}:${e.port}, a port hr holds, but hr cannot hand it over (${e.why}): it will fail with EADDRINUSE`),
             onRefused: (message) => this.log.error(`gen ${gen}: seccomp refused in the launcher (${message}); run.capture cannot work here: set run.capture = false and make the app adopt fd 3, or use dev.strategy = "proxy"`),
             onError: (message) => this.log.warn(`capture: ${message}`),
-          },
-        });
-        argv = capture.argv;
-        extraFds = capture.extraFds;
-        Object.assign(env, capture.env);
-        port = capture.privatePort;
+        };
+        const warm = reserved === undefined ? this.takeWarm() : null;
+        if (warm) {
+          const appEnv = captureEnv(env, strategy.sockets.listeners);
+          try {
+            warm.launch.start({ argv, cwd: this.opts.root, env: appEnv }, events);
+            warmChild = warm.child;
+            capture = { argv: [], extraFds: [], env: appEnv, spawned: () => {}, dispose: () => warm.launch.dispose() };
+            Object.assign(env, appEnv);
+          } catch (error) {
+            this.log.debug(`warm launcher unusable (${(error as Error).message}): starting a fresh one`);
+            warm.launch.dispose();
+            void warm.child.kill();
+          }
+        }
+        if (!warmChild) {
+          capture = captureStart({ capture: wiring.capture, argv, cwd: this.opts.root, env, listeners: strategy.sockets.listeners, privatePort: reserved, events });
+          argv = capture.argv;
+          extraFds = capture.extraFds;
+          Object.assign(env, capture.env);
+          port = capture.privatePort;
+        }
       } else {
         Object.assign(env, wiring.env);
         argv = wiring.argv(argv);
@@ -608,10 +625,12 @@ export class DevSession {
     let child: Child;
     let app: RunningApp | undefined;
     try {
-      child = spawnChild({
-        argv, cwd: this.opts.root, env, extraFds, stdin: "ignore", dieWithParent: true,
-        onEscaped: (procs) => this.log.warn(escapedMessage("the app", procs)),
-      });
+      child =
+        warmChild ??
+        spawnChild({
+          argv, cwd: this.opts.root, env, extraFds, stdin: "ignore", dieWithParent: true,
+          onEscaped: (procs) => this.log.warn(escapedMessage("the app", procs)),
+        });
     } catch (error) {
       capture?.spawned();
       capture?.dispose();
@@ -629,6 +648,37 @@ export class DevSession {
     this.state.app = app;
     this.route(app);
     return app;
+  }
+
+  /** The waiting launcher, if it is still alive (it is consumed). */
+  private takeWarm(): { launch: WarmLaunch; child: Child } | null {
+    const w = this.warm;
+    this.warm = null;
+    if (w && w.child.exitInfo) {
+      w.launch.dispose();
+      return null;
+    }
+    return w;
+  }
+
+  /** Starts the next app's launcher ahead of time (once; discarded on quit). */
+  private prepareWarm(capture: Capture): void {
+    if (this.warm || this.quitRequested || !this.strategy) return;
+    const launch = capture.prepareWarm({ fdIndex: 3, targets: sharedTargets(this.strategy.sockets.listeners) });
+    let child: Child;
+    try {
+      child = spawnChild({
+        argv: launch.argv, cwd: this.opts.root, env: this.opts.env, extraFds: [launch.fd], stdin: "ignore", dieWithParent: true,
+        onEscaped: (procs) => this.log.warn(escapedMessage("the app", procs)),
+      });
+    } catch (error) {
+      launch.spawned();
+      launch.dispose();
+      this.log.debug(`warm launcher: ${(error as Error).message}`);
+      return;
+    }
+    launch.spawned();
+    this.warm = { launch, child };
   }
 
   /**
@@ -682,6 +732,11 @@ export class DevSession {
     this.keys?.close();
     if (phase.kind === "building") await phase.build.cancel();
     for (const w of this.quitWaiters.splice(0)) w();
+    const warm = this.takeWarm();
+    if (warm) {
+      warm.launch.dispose(); // EOF: the waiting launcher exits 0
+      await warm.child.stop({ signal: "SIGTERM", timeoutMs: 1000 });
+    }
     await this.stopApp();
     this.strategy?.close();
     for (const c of this.cleanups.splice(0)) c();

@@ -61,6 +61,8 @@ const LAUNCHER_SYMBOLS = {
   sendmsg: { args: [i32, P, i32], returns: i64 },
   close: { args: [i32], returns: i32 },
   execv: { args: [P, P], returns: i32 },
+  execve: { args: [P, P, P], returns: i32 },
+  recv: { args: [i32, P, u64, i32], returns: i64 },
   signal: { args: [i32, u64], returns: u64 },
   sigprocmask: { args: [i32, P, P], returns: i32 },
   fcntl: { args: [i32, i32, i32], returns: i32 },
@@ -187,11 +189,12 @@ export function installFilter(kind: "capture" | "deny-seccomp"): number {
 /* ------------------------------------------------------------ exec */
 
 /**
- * execv(path, argv) with a clean signal state (nothing blocked, nothing ignored:
- * Bun ignores SIGPIPE and blocks some signals, and both survive execve) and the
- * given stdio file status flags restored. Returns only on failure (throws).
+ * execv(path, argv) — or execve with `env` ("K=V" entries) — with a clean signal
+ * state (nothing blocked, nothing ignored: Bun ignores SIGPIPE and blocks some
+ * signals, and both survive execve) and the given stdio file status flags
+ * restored. Returns only on failure (throws).
  */
-export function execClean(path: string, argv: string[], stdioFlags: number[]): never {
+export function execClean(path: string, argv: string[], stdioFlags: number[], env?: string[]): never {
   for (let sig = 1; sig <= 64; sig++) if (sig !== 9 && sig !== 19 && sig !== 32 && sig !== 33) L().signal(sig, 0);
   const empty = new BigUint64Array(2); // sigset_t as the kernel sees it (128 bytes in glibc; the rest is ignored)
   const full = new Uint8Array(128);
@@ -204,7 +207,12 @@ export function execClean(path: string, argv: string[], stdioFlags: number[]): n
   const vec = new BigUint64Array(strings.length + 1);
   strings.forEach((s, i) => (vec[i] = BigInt(ptr(s))));
   const file = cstr(path);
-  L().execv(file, vec);
+  if (env) {
+    const vars = env.map(cstr);
+    const envp = new BigUint64Array(vars.length + 1);
+    vars.forEach((v, i) => (envp[i] = BigInt(ptr(v))));
+    L().execve(file, vec, envp);
+  } else L().execv(file, vec);
   fail(`execv ${path}`);
 }
 
@@ -222,14 +230,16 @@ export function seqpacketPair(): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
-function msghdr(data: Uint8Array, control: Uint8Array): { hdr: Uint8Array; keep: unknown[] } {
+function msghdr(data: Uint8Array, control: Uint8Array | null): { hdr: Uint8Array; keep: unknown[] } {
   const iov = new BigUint64Array([BigInt(ptr(data)), BigInt(data.length)]);
   const hdr = new Uint8Array(56);
   const v = new DataView(hdr.buffer);
   v.setBigUint64(16, BigInt(ptr(iov)), true); // msg_iov
   v.setBigUint64(24, 1n, true); // msg_iovlen
-  v.setBigUint64(32, BigInt(ptr(control)), true); // msg_control
-  v.setBigUint64(40, BigInt(control.length), true); // msg_controllen
+  if (control) {
+    v.setBigUint64(32, BigInt(ptr(control)), true); // msg_control
+    v.setBigUint64(40, BigInt(control.length), true); // msg_controllen
+  }
   return { hdr, keep: [iov, data, control] };
 }
 
@@ -242,15 +252,25 @@ export function sendFd(sock: number, fd: number): void {
   v.setInt32(12, SCM_RIGHTS, true);
   v.setInt32(16, fd, true);
   const { hdr, keep } = msghdr(new Uint8Array([1]), control);
-  check("sendmsg", L().sendmsg(sock, hdr, 0));
+  check("sendmsg", L().sendmsg(sock, hdr, 0x4000 /* MSG_NOSIGNAL */));
   void keep;
+}
+
+/** Blocking receive of one message (a warm launcher waiting for its app); null when the peer closed. */
+export function recvTextBlocking(sock: number, max = 1 << 20): string | null {
+  const b = new Uint8Array(max);
+  while (true) {
+    const n = Number(L().recv(sock, b, max, 0));
+    if (n > 0) return new TextDecoder().decode(b.subarray(0, n));
+    if (n === 0) return null;
+    if (errno() !== 4 /* EINTR */) fail("recv");
+  }
 }
 
 /** Sends a short text message (no fd), e.g. the launcher's error. */
 export function sendText(sock: number, text: string): void {
-  const { hdr, keep } = msghdr(Buffer.from(text), new Uint8Array(0));
-  new DataView(hdr.buffer).setBigUint64(32, 0n, true);
-  check("sendmsg", L().sendmsg(sock, hdr, 0));
+  const { hdr, keep } = msghdr(Buffer.from(text), null);
+  check("sendmsg", L().sendmsg(sock, hdr, 0x4000 /* MSG_NOSIGNAL */));
   void keep;
 }
 
