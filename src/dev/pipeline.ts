@@ -579,6 +579,7 @@ export class DevSession {
           try {
             warm.launch.start({ argv, cwd: this.opts.root, env: appEnv }, events);
             warmChild = warm.child;
+            this.log.debug(`gen ${gen}: started by the launcher waiting since the last start (pid ${warm.child.pid})`);
             capture = { argv: [], extraFds: [], env: appEnv, spawned: () => {}, dispose: () => warm.launch.dispose() };
             Object.assign(env, appEnv);
           } catch (error) {

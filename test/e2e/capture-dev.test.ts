@@ -36,7 +36,7 @@ describe("hr dev, run.capture = true", () => {
   capTest("Node http listen(PORT): 10 overlapped restarts under load, 0 refused, new code each time", async () => {
     const port = freePort();
     const dir = h.dir(tempProject({ "server.js": nodeApp(port, "v0"), "hr.toml": hrToml(["node", "server.js"], port) }));
-    const hr = h.start(dir);
+    const hr = h.start(dir, ["-v"]);
     await waitForBody(`http://127.0.0.1:${port}/`, /node v0/);
     // New connections only. Nothing is refused or left hanging: the socket is hr's. A stock app
     // dies at once on SIGTERM, so the few requests it had accepted but not answered yet are
@@ -57,6 +57,8 @@ describe("hr dev, run.capture = true", () => {
     }
     expect(hr.output).toContain("capturing the app's bind");
     expect(hr.count(/restarted \(overlapped\)/)).toBe(10);
+    // Restarts skip hr's own start-up: the next launcher was waiting (a fresh one only if it was not up yet).
+    expect(hr.count(/started by the launcher waiting since the last start/)).toBeGreaterThanOrEqual(5);
     expect(hr.output).not.toContain("EADDRINUSE");
   }, 90_000);
 
