@@ -127,7 +127,7 @@ export function initNonInteractive(opts: InitOptions, io: InitIO): number {
   io.err(`hr: detected ${detection.label}:`);
   for (const reason of detection.reasons) io.err(`  - ${reason}`);
   for (const line of summaryLines(opts.file, answers, detection)) io.err(line);
-  io.err("Next: run `hr dev` (edit hr.toml first if the commands are not right).");
+  io.err("Next: `hr dev` (watch, rebuild, restart) or `hr serve` (zero-downtime); edit hr.toml first if a command is not right.");
   return 0;
 }
 
@@ -171,6 +171,8 @@ export async function initInteractive(opts: InitOptions): Promise<number> {
     const detection: Detection = detectProject(opts.dir);
     spin.stop(`Detected ${detection.label}`);
     p.note(detection.reasons.map((r) => `• ${r}`).join("\n"), `${detection.label} project in ${opts.dir}`);
+    for (const w of detection.warnings) p.log.warn(w);
+    for (const cmd of detection.missing) p.log.warn(`\`${cmd}\` is not on PATH; install it (or edit the commands) before \`hr dev\``);
 
     if (existsSync(opts.file) && !opts.force) {
       const overwrite = ask(await p.confirm({ message: `${shown} already exists. Overwrite it?`, initialValue: false }));
