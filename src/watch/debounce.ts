@@ -15,7 +15,8 @@ export function defaultMaxWait(ms: number): number {
 
 export class Trailing<T> {
   private timer: ReturnType<typeof setTimeout> | null = null;
-  private items = new Set<T>();
+  /** Items by key (`key` in the constructor; the item itself by default): one per key per batch. */
+  private items = new Map<unknown, T>();
   private closed = false;
   private isHot = false;
   /** When the current batch's first poke arrived (performance.now()), or null. */
@@ -25,12 +26,13 @@ export class Trailing<T> {
     private readonly ms: number,
     private readonly fire: (items: Set<T>) => void,
     private readonly maxMs: number = defaultMaxWait(ms),
+    private readonly key: (item: T) => unknown = (item) => item,
   ) {}
 
   /** Record items (possibly none) and restart the quiet-period timer (up to the cap). */
   poke(...items: T[]): void {
     if (this.closed) return;
-    for (const it of items) this.items.add(it);
+    for (const it of items) this.items.set(this.key(it), it);
     this.isHot = true;
     const now = performance.now();
     this.firstPoke ??= now;
@@ -42,7 +44,7 @@ export class Trailing<T> {
   /** Queue items without restarting a running quiet period. */
   add(...items: T[]): void {
     if (this.closed) return;
-    for (const it of items) this.items.add(it);
+    for (const it of items) this.items.set(this.key(it), it);
     if (!this.timer) this.timer = setTimeout(() => this.flush(), Math.max(0, this.ms));
   }
 
@@ -60,8 +62,8 @@ export class Trailing<T> {
     this.timer = null;
     this.isHot = false;
     this.firstPoke = null;
-    const items = this.items;
-    this.items = new Set();
+    const items = new Set(this.items.values());
+    this.items = new Map();
     this.fire(items);
   }
 

@@ -6,6 +6,8 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import type { PathFilter } from "./filter.ts";
 import type { GitignoreSet } from "./gitignore.ts";
+import type { Emitter, Watcher } from "./batch.ts";
+import { Trailing } from "./debounce.ts";
 
 export interface PollScannerOptions {
   root: string;
@@ -123,5 +125,56 @@ export class PollScanner {
       gi.set(rel, await fsp.readFile(file, "utf8"));
       this.gitignores.set(rel, s);
     } catch {}
+  }
+}
+
+/** Poll watch mode: a PollScanner pass every pollMs; changes go through the same debounce and Emitter. */
+export class PollWatcher implements Watcher {
+  readonly mode = "poll" as const;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
+  private trailing: Trailing<never>;
+
+  constructor(
+    private readonly scanner: PollScanner,
+    private readonly pollMs: number,
+    debounceMs: number,
+    private readonly emitter: Emitter,
+  ) {
+    this.trailing = new Trailing<never>(debounceMs, () => {
+      this.emitter.firedAt ??= performance.now();
+      this.emitter.emit();
+    });
+    this.schedule();
+  }
+
+  get watchedDirs(): number {
+    return this.scanner.dirCount;
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    this.timer = setTimeout(async () => {
+      this.timer = null;
+      let changed: string[] = [];
+      try {
+        changed = await this.scanner.scan();
+      } catch {}
+      if (this.closed) return;
+      if (changed.length) {
+        for (const c of changed) this.emitter.changes.add(c);
+        this.emitter.firstAt ??= performance.now();
+        this.trailing.poke();
+      }
+      this.schedule();
+    }, this.pollMs);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.emitter.closed = true;
+    this.trailing.cancel();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
   }
 }

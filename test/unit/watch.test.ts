@@ -2,7 +2,9 @@ import { afterEach, describe, expect, spyOn, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fsTypeFromMountinfo, noEventFilesystem, watch, watchLimitError, WatchLimitError, type ChangeBatch, type WatchOptions, type Watcher } from "../../src/watch/watcher.ts";
+import { noEventFilesystem, watch, type ChangeBatch, type WatchOptions, type Watcher } from "../../src/watch/watcher.ts";
+import { watchLimitError, WatchLimitError } from "../../src/watch/limits.ts";
+import { fsTypeFromMountinfo } from "../../src/watch/mounts.ts";
 
 const QUIET = 300;
 const TIMEOUT = 5000;
