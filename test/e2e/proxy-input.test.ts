@@ -35,27 +35,16 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureBinary, ROOT } from "../helpers/hr.ts";
 import { get } from "../helpers/http.ts";
-import { cleanupServes, startServe, taggedPids, type ServeHandle } from "../helpers/serve.ts";
-import { DevHarness, freePort, tempProject, waitForBody } from "../helpers/dev.ts";
+import { cleanupServes, proxyToml, startServe, taggedPids, type ServeHandle } from "../helpers/serve.ts";
+import { DevHarness, startLiveReloadDev } from "../helpers/dev.ts";
 
 const ECHO = join(ROOT, "test", "fixtures", "naive", "echo.mjs");
 const PY_ECHO = join(ROOT, "test", "fixtures", "naive", "python-echo.py");
 const TCP_ECHO = join(ROOT, "test", "fixtures", "naive", "tcp-echo.mjs");
 const BUN_NAIVE = join(ROOT, "test", "fixtures", "naive", "bun-serve.ts");
 
-const serveToml = (cmd: string[]) => `[run]
-cmd = ${JSON.stringify(cmd)}
-
-[[listen]]
-name = "http"
-address = "127.0.0.1:0"
-
-[serve]
-strategy = "proxy"
-workers = 1
-drain_timeout = "5s"
-ready = { type = "tcp", timeout = "20s" }
-`;
+/** One worker, drain_timeout 5 s. */
+const serveToml = (cmd: string[], listen?: string) => proxyToml(cmd, { workers: 1, drain: "5s", listen });
 
 interface Response1 {
   status: number;
@@ -335,7 +324,7 @@ describe("[[listen]] settings: trust_forwarded, protocol = \"tcp\"", () => {
   });
 
   const spoofed = `GET /fwd HTTP/1.1\r\nHost: inner.test\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\nForwarded: for=203.0.113.9;proto=https;host=public.example\r\nConnection: close\r\n\r\n`;
-  const withListen = (extra: string) => serveToml(["node", ECHO]).replace('address = "127.0.0.1:0"\n', `address = "127.0.0.1:0"\n${extra}\n`);
+  const withListen = (extra: string) => serveToml(["node", ECHO], extra);
 
   test("trust_forwarded = false: client-sent X-Forwarded-* and Forwarded are dropped, hr's own are set", async () => {
     const h = await startServe({ toml: withListen("trust_forwarded = false") });
@@ -368,7 +357,7 @@ describe("[[listen]] settings: trust_forwarded, protocol = \"tcp\"", () => {
   });
 
   test("protocol = \"tcp\": a non-HTTP service gets raw bytes; across a reload the old connection keeps working until drain_timeout, new ones reach gen2", async () => {
-    const toml = serveToml(["node", TCP_ECHO]).replace('address = "127.0.0.1:0"\n', 'address = "127.0.0.1:0"\nprotocol = "tcp"\n').replace('drain_timeout = "5s"', 'drain_timeout = "3s"');
+    const toml = proxyToml(["node", TCP_ECHO], { workers: 1, drain: "3s", listen: 'protocol = "tcp"' });
     const h = await startServe({ toml });
     const line = (sock: net.Socket, text: string) =>
       new Promise<string>((resolve, reject) => {
@@ -487,15 +476,7 @@ describe("hr dev (proxy, live_reload on) under bad input", () => {
   afterEach(() => dev.cleanup());
 
   test("an aborted upload and malformed chunks don't crash hr dev; the app keeps answering", async () => {
-    const port = freePort();
-    const dir = dev.dir(
-      tempProject({
-        "hr.toml": `[run]\ncmd = ["bun", ${JSON.stringify(BUN_NAIVE)}]\n[watch]\npaths = ["watched"]\n[[listen]]\nname = "http"\naddress = "127.0.0.1:${port}"\n[dev]\nstrategy = "proxy"\nlive_reload = true\n`,
-      }),
-    );
-    const hr = dev.start(dir);
-    const url = `http://127.0.0.1:${port}/`;
-    await waitForBody(url, /hello from naive-bun/);
+    const { hr, port, url } = await startLiveReloadDev(dev, ["bun", BUN_NAIVE], /hello from naive-bun/);
     // 1. An upload announced as 10 MiB, cut after 1 MiB.
     await new Promise<void>((resolve) => {
       const s = net.connect(port, "127.0.0.1", () => {

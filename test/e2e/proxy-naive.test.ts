@@ -30,7 +30,7 @@ import { ensureBinary, ROOT } from "../helpers/hr.ts";
 import { get } from "../helpers/http.ts";
 import { reloadDrill } from "../helpers/drill.ts";
 import { startLoad } from "../../scripts/harness/load.ts";
-import { cleanupServes, startServe, taggedPids, type ServeHandle } from "../helpers/serve.ts";
+import { cleanupServes, proxyToml, startServe, taggedPids, type ServeHandle } from "../helpers/serve.ts";
 
 /** A process's command line, for messages. */
 function cmdline(pid: number): string {
@@ -78,19 +78,6 @@ export const NAIVE_APPS: { name: string; cmd: () => string[]; env?: Record<strin
   { name: "exit(0) at once on SIGTERM", cmd: () => ["node", join(NAIVE, "exit-now.mjs")] },
 ];
 
-const proxyToml = (cmd: string[], opts: { workers?: number; ready?: string; drain?: string; extra?: string } = {}) => `[run]
-cmd = ${JSON.stringify(cmd)}
-
-[[listen]]
-name = "http"
-address = "127.0.0.1:0"
-
-[serve]
-strategy = "proxy"
-workers = ${opts.workers ?? 2}
-drain_timeout = "${opts.drain ?? "15s"}"
-ready = ${opts.ready ?? `{ type = "tcp", timeout = "20s" }`}
-${opts.extra ?? ""}`;
 
 describe("proxy: naive apps, 2 workers, 20 reloads under a non-retrying load", () => {
   for (const app of NAIVE_APPS) {

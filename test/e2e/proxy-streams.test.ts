@@ -20,8 +20,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureBinary, ROOT } from "../helpers/hr.ts";
 import { get } from "../helpers/http.ts";
-import { cleanupServes, startServe } from "../helpers/serve.ts";
-import { DevHarness, freePort, tempProject, waitForBody } from "../helpers/dev.ts";
+import { cleanupServes, proxyToml, startServe } from "../helpers/serve.ts";
+import { DevHarness, startLiveReloadDev } from "../helpers/dev.ts";
 
 beforeAll(() => void ensureBinary());
 afterEach(async () => {
@@ -30,19 +30,7 @@ afterEach(async () => {
 
 const BUN_NAIVE = join(ROOT, "test", "fixtures", "naive", "bun-serve.ts");
 
-const proxyToml = (workers: number, drain: string) => `[run]
-cmd = ["bun", ${JSON.stringify(BUN_NAIVE)}]
-
-[[listen]]
-name = "http"
-address = "127.0.0.1:0"
-
-[serve]
-strategy = "proxy"
-workers = ${workers}
-drain_timeout = "${drain}"
-ready = { type = "tcp", timeout = "20s" }
-`;
+const bunNaive = (workers: number, drain: string) => proxyToml(["bun", BUN_NAIVE], { workers, drain });
 
 /** Resolves when `cond()` holds (checked every 20 ms), rejects with `what` after timeoutMs. */
 async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -226,7 +214,7 @@ function download(port: number, total: number, pauseAfter: number, pauseMs: numb
 
 describe("proxy: tunnels and large bodies", () => {
   test("WebSocket echo across a reload: old connection keeps working until drain_timeout, new ones reach gen2", async () => {
-    const h = await startServe({ toml: proxyToml(1, "4s") });
+    const h = await startServe({ toml: bunNaive(1, "4s") });
     const url = `ws://127.0.0.1:${h.port}/ws`;
     const old = await wsClient(url);
     expect(await old.ask("one")).toMatch(/^gen=1 pid=\d+ echo one$/);
@@ -254,7 +242,7 @@ describe("proxy: tunnels and large bodies", () => {
   }, 40_000);
 
   test("SSE across a reload: events stream as sent, the old stream flows until drain_timeout, a new one reaches gen2", async () => {
-    const h = await startServe({ toml: proxyToml(1, "3s") });
+    const h = await startServe({ toml: bunNaive(1, "3s") });
     const url = `http://127.0.0.1:${h.port}/sse`;
     const old = sseClient(url);
     try {
@@ -293,7 +281,7 @@ describe("proxy: tunnels and large bodies", () => {
   }, 40_000);
 
   test("1 GiB upload and 1 GiB download (reader pauses 1.5 s mid-way) stream through hr with its RSS bounded", async () => {
-    const h = await startServe({ toml: proxyToml(1, "5s") });
+    const h = await startServe({ toml: bunNaive(1, "5s") });
     expect((await get(`http://127.0.0.1:${h.port}/`)).body).toMatch(/gen=1 /);
     const before = memMiB(h.pid);
     const t0 = Date.now();
@@ -322,14 +310,7 @@ describe("hr dev (proxy, live_reload on): large bodies", () => {
   afterEach(() => dev.cleanup());
 
   test("1 GiB upload and 512 MiB download stream through hr dev with its RSS bounded", async () => {
-    const port = freePort();
-    const dir = dev.dir(
-      tempProject({
-        "hr.toml": `[run]\ncmd = ["bun", ${JSON.stringify(BUN_NAIVE)}]\n[watch]\npaths = ["watched"]\n[[listen]]\nname = "http"\naddress = "127.0.0.1:${port}"\n[dev]\nstrategy = "proxy"\nlive_reload = true\n`,
-      }),
-    );
-    const hr = dev.start(dir);
-    await waitForBody(`http://127.0.0.1:${port}/`, /hello from naive-bun/);
+    const { hr, port } = await startLiveReloadDev(dev, ["bun", BUN_NAIVE], /hello from naive-bun/);
     const before = memMiB(hr.pid);
     const up = await upload(port, GiB);
     expect(up).toMatch(/^HTTP\/1\.1 200 /);

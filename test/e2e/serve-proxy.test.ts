@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { ensureBinary } from "../helpers/hr.ts";
 import { get, waitForHttp } from "../helpers/http.ts";
 import { reloadDrill } from "../helpers/drill.ts";
-import { cleanupServes, EXAMPLES, startServe } from "../helpers/serve.ts";
+import { cleanupServes, EXAMPLES, proxyToml, startServe } from "../helpers/serve.ts";
 
 beforeAll(() => void ensureBinary());
 afterEach(async () => {
@@ -30,22 +30,9 @@ afterEach(async () => {
 const BUN_SERVE = join(EXAMPLES, "bun-serve", "server.ts");
 const NODE_HTTP = join(EXAMPLES, "node-http", "server.mjs");
 
-const toml = (cmd: string[], workers: number, ready = `{ type = "tcp", timeout = "20s" }`) => `[run]
-cmd = ${JSON.stringify(cmd)}
-
-[[listen]]
-name = "http"
-address = "127.0.0.1:0"
-
-[serve]
-strategy = "proxy"
-workers = ${workers}
-drain_timeout = "15s"
-ready = ${ready}
-`;
 
 async function drill(name: string, cmd: string[], workers: number, reloads: number, ready = "tcp") {
-  const h = await startServe({ toml: toml(cmd, workers, `{ type = "${ready}", timeout = "20s" }`) });
+  const h = await startServe({ toml: proxyToml(cmd, { workers, ready: `{ type = "${ready}", timeout = "20s" }` }) });
   // A fresh connection goes to the new generation at once (it is live as soon as it is ready).
   await reloadDrill(h, { label: `[proxy] ${name} workers=${workers} ready=${ready}`, reloads, loadMs: 80_000, fresh: "at-once" });
 }
@@ -61,7 +48,7 @@ describe("serve.strategy = proxy", () => {
 
   test("first start: connections wait for the first generation, then are answered", async () => {
     // The app binds its PORT only after 1.5 s; hr accepts on the public address at once.
-    const h = await startServe({ toml: toml(["sh", "-c", `sleep 1.5; exec bun ${BUN_SERVE}`], 1), waitReady: false });
+    const h = await startServe({ toml: proxyToml(["sh", "-c", `sleep 1.5; exec bun ${BUN_SERVE}`], { workers: 1 }), waitReady: false });
     const m = await h.waitForLog(/listening on http=127\.0\.0\.1:(\d+)/);
     const url = `http://127.0.0.1:${m[1]}/`;
     const early = Array.from({ length: 5 }, () => get(url, { timeoutMs: 15_000 }).then((r) => r, (e: Error) => e));
@@ -78,7 +65,7 @@ describe("serve.strategy = proxy", () => {
   }, 30_000);
 
   test("kill -9 of a worker: its request gets a 502, new connections go to the other worker and then the replacement", async () => {
-    const h = await startServe({ toml: toml(["bun", BUN_SERVE], 2) + `restart_backoff = "300ms"\n` });
+    const h = await startServe({ toml: proxyToml(["bun", BUN_SERVE], { serve: `restart_backoff = "300ms"` }) });
     const url = `http://127.0.0.1:${h.port}/`;
     const pidsOf = async () => (await h.status()).generations.find((g) => g.state === "ready")!.workers.map((w) => w.pid!);
     const [a, b] = await pidsOf();

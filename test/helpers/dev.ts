@@ -230,3 +230,22 @@ export function exampleProject(app: ExampleApp, opts: { check?: boolean } = {}):
   writeFileSync(join(dir, "hr.toml"), toml);
   return { dir, port, url: `http://127.0.0.1:${port}/`, src: join(dir, app.src) };
 }
+
+/**
+ * `hr dev` on a temp project running `cmd` with dev.strategy = "proxy" and
+ * live_reload on, on a free port. It watches only an empty "watched" folder (no
+ * edit restarts the app). Resolves once GET / matches `ready`.
+ */
+export async function startLiveReloadDev(h: DevHarness, cmd: string[], ready: RegExp): Promise<{ hr: DevRun; port: number; url: string }> {
+  const port = freePort();
+  const dir = h.dir(
+    tempProject({
+      "watched/.keep": "",
+      "hr.toml": `[run]\ncmd = ${JSON.stringify(cmd)}\n[watch]\npaths = ["watched"]\n[[listen]]\nname = "http"\naddress = "127.0.0.1:${port}"\n[dev]\nstrategy = "proxy"\nlive_reload = true\n`,
+    }),
+  );
+  const hr = h.start(dir);
+  const url = `http://127.0.0.1:${port}/`;
+  await waitForBody(url, ready);
+  return { hr, port, url };
+}

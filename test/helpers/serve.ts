@@ -202,3 +202,33 @@ export function toml(strings: TemplateStringsArray, ...values: unknown[]): strin
 }
 
 export const EXAMPLES = join(ROOT, "examples");
+
+export interface ProxyTomlOptions {
+  /** serve.workers, default 2. */
+  workers?: number;
+  /** serve.ready as an inline table, default tcp with a 20 s timeout. */
+  ready?: string;
+  /** serve.drain_timeout, default "15s". */
+  drain?: string;
+  /** Extra lines for the [[listen]] table (e.g. `protocol = "tcp"`). */
+  listen?: string;
+  /** Extra lines for [serve]. */
+  serve?: string;
+}
+
+/** An hr.toml running `cmd` under serve.strategy = "proxy", one [[listen]] "http" on 127.0.0.1:0. */
+export function proxyToml(cmd: string[], opts: ProxyTomlOptions = {}): string {
+  return `[run]
+cmd = ${JSON.stringify(cmd)}
+
+[[listen]]
+name = "http"
+address = "127.0.0.1:0"
+${opts.listen ? `${opts.listen}\n` : ""}
+[serve]
+strategy = "proxy"
+workers = ${opts.workers ?? 2}
+drain_timeout = "${opts.drain ?? "15s"}"
+ready = ${opts.ready ?? `{ type = "tcp", timeout = "20s" }`}
+${opts.serve ? `${opts.serve}\n` : ""}`;
+}
