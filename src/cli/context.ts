@@ -80,7 +80,7 @@ export function writeOutputFile(file: string, text: string): void {
   }
 }
 
-export function makeContext(values: Values, positionals: string[], env: Record<string, string | undefined>): Context {
+export function makeContext(values: Values, positionals: string[], env: Record<string, string | undefined>, command?: string): Context {
   const logFormat = values["log-format"] as string | undefined;
   if (logFormat !== undefined && logFormat !== "text" && logFormat !== "json")
     throw new UsageError(`--log-format must be "text" or "json", got ${JSON.stringify(logFormat)}`);
@@ -108,7 +108,11 @@ export function makeContext(values: Values, positionals: string[], env: Record<s
         flags: global.logFormat ? { ...flags, log: { format: global.logFormat } } : flags,
       });
       // The file may choose json logs; flags and env have already won inside loadConfig.
-      ctx.log = new Logger({ format: loaded.config.log.format, color: global.color, level, timestamps: loaded.config.log.timestamps });
+      const lc = loaded.config.log;
+      const file = lc.file ? { path: resolve(loaded.root, lc.file), maxBytes: lc.max_size, keep: lc.keep } : undefined;
+      // Only the long-running commands log to the file; `hr status`, `hr check`… talk to the terminal.
+      const toFile = file && (command === "serve" || command === "dev") ? file : undefined;
+      ctx.log = new Logger({ format: lc.format, color: global.color && !toFile, level, timestamps: lc.timestamps, file: toFile });
       return loaded;
     },
   };

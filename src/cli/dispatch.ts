@@ -59,7 +59,7 @@ export async function main(argv: string[], env = process.env): Promise<number> {
     return 0;
   }
   try {
-    const ctx = makeContext(parsed.values, parsed.positionals, env);
+    const ctx = makeContext(parsed.values, parsed.positionals, env, spec.name);
     return await spec.run(ctx);
   } catch (error) {
     if (error instanceof UsageError) return fail(error.message, `Usage: ${spec.usage}\nRun \`hr ${spec.name} --help\` for its options.`);

@@ -32,7 +32,15 @@ const isRegExp = (source: string) => regExpError(source) === undefined;
 const expected = (what: string) => (issue: { input?: unknown }) => `expected ${what}, got ${show(issue.input)}`;
 
 /** Upper bounds where a value could exhaust the machine or overflow a timer (checked by `hr check`). */
-export const LIMITS = { durationMs: 24 * 3_600_000, workers: 1024, backlog: 65535, proxyThreads: 64 } as const;
+export const LIMITS = { durationMs: 24 * 3_600_000, workers: 1024, backlog: 65535, proxyThreads: 64, logBytes: 10 * 1024 ** 3 } as const;
+
+const SIZE_PATTERN = /^\s*(\d{1,12})\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$/i;
+/** "512KB", "10MB", "1GB" (powers of 1024, like logrotate's `size`) → bytes. */
+function parseSize(text: string): number {
+  const m = SIZE_PATTERN.exec(text)!;
+  const unit = (m[2] ?? "B").toUpperCase().replace("I", "");
+  return Number(m[1]) * ({ B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 } as Record<string, number>)[unit]!;
+}
 
 const boundedDuration = (what: string) =>
   z
@@ -185,6 +193,15 @@ export const LogSection = z
   .strictObject({
     format: oneOf(["text", "json"]).default("text").describe("text for people, json for one object per line."),
     timestamps: bool(false).describe("text: start every line (hr's and the workers') with an ISO 8601 time. Off by default: journald and Docker add their own; json lines always carry \"time\"."),
+    file: str("a file path").min(1, { error: expected("a file path") }).optional().describe("Write hr's log (its own lines and the workers' output) to this file instead of stderr, relative to the project; rotated by size. Default: stderr (journald, Docker and PM2-less setups collect it)."),
+    max_size: z
+      .string({ error: expected('a size like "10MB"') })
+      .regex(SIZE_PATTERN, { error: expected('a size like "512KB", "10MB" or "1GB"') })
+      .transform((text) => parseSize(text))
+      .refine((n) => n >= 1024 && n <= LIMITS.logBytes, { error: "expected a size from 1KB to 10GB" })
+      .prefault("10MB")
+      .describe("log.file: rotate when the file would grow past this size (hr.log → hr.log.1 → … → hr.log.<keep>)."),
+    keep: positiveInt(5, "a whole number from 1 to 100", 100).describe("log.file: how many rotated files to keep."),
   })
   .describe("hr's own output.");
 

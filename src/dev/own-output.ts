@@ -4,6 +4,7 @@
  * - its stdout/stderr when redirected to a file in the tree (`hr dev > dev.log`,
  *   found through /proc/self/fd/1 and /2: the file's real path, whatever the
  *   shell called it);
+ * - [log] file and its rotated copies (hr.log, hr.log.1, …);
  * - what [build] produces for [run]: the program run.cmd starts, when it is a
  *   path inside the project (`go build -o ./tmp/app` + cmd = ["./tmp/app"]).
  * They become watch.ignore globs (relative to the project). Not covered: other
@@ -43,6 +44,14 @@ export function ownOutput(root: string, cfg: Config): OwnOutput {
       /* closed fd, no /proc */
     }
   }
+  const globs: string[] = [];
+  if (cfg.log.file) {
+    const rel = inside(root, resolve(root, cfg.log.file));
+    if (rel) {
+      paths.add(rel);
+      globs.push(`${literalGlob(rel)}.*`);
+    }
+  }
   if (cfg.build.cmd || cfg.build.post) {
     try {
       // A string command runs through `sh -c`: its program is the first word.
@@ -55,5 +64,5 @@ export function ownOutput(root: string, cfg: Config): OwnOutput {
       /* an unparsable command fails elsewhere, with its own message */
     }
   }
-  return { paths: [...paths], globs: [...paths].map(literalGlob) };
+  return { paths: [...paths], globs: [...[...paths].map(literalGlob), ...globs] };
 }

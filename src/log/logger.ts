@@ -5,7 +5,7 @@
  * in dev; in serve it is prefixed. Lines go to stderr through output.ts (bounded,
  * never blocking).
  */
-import { out, setDropNotice, formatBytes } from "./output.ts";
+import { out, setDropNotice, formatBytes, type OutputStream } from "./output.ts";
 
 export type LogFormat = "text" | "json";
 export type Level = "debug" | "info" | "warn" | "error";
@@ -20,6 +20,8 @@ export interface LoggerOptions {
   write?: (line: string) => void;
   /** Text format: prefix every line with an ISO 8601 time ([log].timestamps). */
   timestamps?: boolean;
+  /** [log] file: lines go to this rotated file instead of stderr. */
+  file?: { path: string; maxBytes: number; keep: number };
 }
 
 type Fields = Record<string, unknown>;
@@ -37,8 +39,10 @@ export class Logger {
     this.colors = options.color && options.format === "text" ? COLORS : PLAIN;
     if (options.write) this.write = options.write;
     else {
-      const stderr = out.stderr();
-      this.write = (line) => stderr.write(`${line}\n`);
+      const file = options.file;
+      let sink: OutputStream | undefined = file ? undefined : out.stderr();
+      // Opened at the first line, not when the logger is made: the file appears only when hr logs.
+      this.write = (line) => (sink ??= out.file(file!.path, file!.maxBytes, file!.keep)).write(`${line}\n`);
       if (options.format === "json") {
         setDropNotice((stream, bytes, lines, gone) =>
           `${JSON.stringify({ time: new Date().toISOString(), level: "warn", scope: "hr", msg: `${gone ? `${stream} had no reader` : `the reader of hr's ${stream} was too slow`}: ${formatBytes(bytes)} dropped`, event: "output_dropped", stream, bytes, lines })}\n`,

@@ -19,6 +19,7 @@
  * write(2)); systems without /proc, where a pipe is written blocking.
  */
 import { openNonBlocking, type RawWriter } from "../platform/fdout.ts";
+import { RotatingFile } from "./file.ts";
 
 export const QUEUE_BYTES = 1024 * 1024;
 const RETRY_MS = 20;
@@ -36,7 +37,7 @@ export interface OutputStats {
   readerGone: boolean;
 }
 
-export type DropNotice = (stream: "stdout" | "stderr", bytes: number, lines: number, gone: boolean) => string;
+export type DropNotice = (stream: "stdout" | "stderr" | "log file", bytes: number, lines: number, gone: boolean) => string;
 
 const encoder = new TextEncoder();
 
@@ -66,7 +67,7 @@ export class OutputStream {
 
   constructor(
     private readonly writer: RawWriter,
-    readonly name: "stdout" | "stderr",
+    readonly name: "stdout" | "stderr" | "log file",
     private readonly capacity = QUEUE_BYTES,
   ) {}
 
@@ -164,7 +165,7 @@ export class OutputStream {
   }
 }
 
-const streams: { stdout?: OutputStream; stderr?: OutputStream } = {};
+const streams: { stdout?: OutputStream; stderr?: OutputStream; file?: OutputStream } = {};
 let exitHook = false;
 
 function stream(name: "stdout" | "stderr"): OutputStream {
@@ -176,6 +177,7 @@ function stream(name: "stdout" | "stderr"): OutputStream {
       process.on("exit", () => {
         streams.stdout?.flushBeforeExit();
         streams.stderr?.flushBeforeExit();
+        streams.file?.flushBeforeExit();
       });
     }
   }
@@ -186,22 +188,39 @@ function stream(name: "stdout" | "stderr"): OutputStream {
 export const out = {
   stdout: () => stream("stdout"),
   stderr: () => stream("stderr"),
+  /**
+   * [log] file: one per process, opened by the first call (which says so on stderr).
+   * A file that cannot be opened is said once, and stderr is used instead.
+   */
+  file(path: string, maxBytes: number, keep: number): OutputStream {
+    if (!streams.file) {
+      const stderr = stream("stderr"); // also installs the exit flush
+      try {
+        streams.file = new OutputStream(new RotatingFile(path, maxBytes, keep), "log file");
+        stderr.write(`hr: logging to ${path}\n`);
+      } catch (error) {
+        stderr.write(`hr error: log.file: cannot open ${path} (${(error as Error).message}); logging to stderr instead\n`);
+        streams.file = stderr;
+      }
+    }
+    return streams.file;
+  },
 };
 
 /** Sets how the "… dropped" line reads (json logs want an object). */
 export function setDropNotice(notice: DropNotice): void {
   out.stdout().notice = notice;
   out.stderr().notice = notice;
+  if (streams.file) streams.file.notice = notice;
 }
 
 /** Both streams' drops together (hr status). */
 export function outputStats(): OutputStats {
-  const a = streams.stdout?.stats();
-  const b = streams.stderr?.stats();
+  const all = [...new Set([streams.stdout, streams.stderr, streams.file])].flatMap((s) => (s ? [s.stats()] : []));
   return {
-    droppedBytes: (a?.droppedBytes ?? 0) + (b?.droppedBytes ?? 0),
-    droppedLines: (a?.droppedLines ?? 0) + (b?.droppedLines ?? 0),
-    queuedBytes: (a?.queuedBytes ?? 0) + (b?.queuedBytes ?? 0),
-    readerGone: Boolean(a?.readerGone || b?.readerGone),
+    droppedBytes: all.reduce((n, s) => n + s.droppedBytes, 0),
+    droppedLines: all.reduce((n, s) => n + s.droppedLines, 0),
+    queuedBytes: all.reduce((n, s) => n + s.queuedBytes, 0),
+    readerGone: all.some((s) => s.readerGone),
   };
 }

@@ -6,7 +6,7 @@
  * stay small, and say what it dropped.
  */
 import { afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync, readdirSync } from "node:fs";
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync, readdirSync, statSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -168,4 +168,21 @@ test("a 100 MB line without a newline is cut at 64 KiB; hr stays small and answe
   expect(Math.max(...latencies)).toBeLessThan(5000); // before: the control socket stalled ~10 s
   console.log(`100 MB line: hr RSS max ${maxRss} MiB, status latency max ${Math.max(...latencies)} ms over ${latencies.length} calls`);
   expect(await h.stop("SIGTERM")).toBe(0);
+});
+
+test("[log] file: worker output and hr's lines go to the rotated file, not stderr; hr status stays on the terminal", async () => {
+  const toml = `${TOML}[log]\nfile = "logs/hr.log"\nmax_size = "64KB"\nkeep = 2\n`;
+  const h = await startServe({ toml, files: { "app.py": APP }, env: { FLOOD_MBPS: "1" }, waitReady: false });
+  await h.waitForLog(/hr: logging to .*logs\/hr\.log/);
+  const log = join(h.dir, "logs", "hr.log");
+  const until = Date.now() + 15_000;
+  while (!existsSync(`${log}.2`) && Date.now() < until) await Bun.sleep(100);
+  expect(readdirSync(join(h.dir, "logs")).sort()).toEqual(["hr.log", "hr.log.1", "hr.log.2"]);
+  expect(statSync(`${log}.1`).size).toBeLessThanOrEqual(64 * 1024);
+  expect(readFileSync(`${log}.1`, "utf8")).toMatch(/^gen1\/w1 \| x{999}$/m);
+  expect(h.logs()).not.toContain("gen1/w1 |"); // nothing of it on stderr
+  const st = await h.hr(["status"]);
+  expect(st.code).toBe(0);
+  expect(st.stdout).toContain("gen1 ready");
+  expect(await h.stop()).toBe(0);
 });

@@ -131,3 +131,21 @@ test("lines() is linear: 200k short lines and a 50 MB line fed in 64 KiB chunks"
   // Quadratic re-scanning of the pending line (the old splitter) takes minutes here; linear takes well under a second.
   expect(ms).toBeLessThan(10_000);
 });
+
+test("[log] file rotates by size: hr.log → hr.log.1 → … → hr.log.<keep>, whole lines, the oldest dropped", async () => {
+  const { RotatingFile } = await import("../../src/log/file.ts");
+  const { readdirSync, readFileSync, statSync } = await import("node:fs");
+  const dir = mkdtempSync(join(tmpdir(), "hr-logfile-"));
+  dirs.push(dir);
+  const path = join(dir, "logs", "hr.log"); // the directory is created
+  const out = new OutputStream(new RotatingFile(path, 1024, 3), "log file");
+  for (let i = 0; i < 100; i++) out.write(`line ${String(i).padStart(3, "0")} ${"x".repeat(90)}\n`); // 100 × 100 bytes
+  expect(readdirSync(join(dir, "logs")).sort()).toEqual(["hr.log", "hr.log.1", "hr.log.2", "hr.log.3"]);
+  for (const f of ["hr.log", "hr.log.1", "hr.log.2", "hr.log.3"]) {
+    expect(statSync(join(dir, "logs", f)).size).toBeLessThanOrEqual(1024);
+    expect(readFileSync(join(dir, "logs", f), "utf8")).toMatch(/^(line \d{3} x{90}\n)+$/);
+  }
+  expect(readFileSync(path, "utf8")).toContain("line 099");
+  expect(readFileSync(`${path}.3`, "utf8")).not.toContain("line 000"); // dropped with the oldest file
+  expect(out.stats().droppedLines).toBe(0);
+});
