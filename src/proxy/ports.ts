@@ -3,7 +3,7 @@
  * TCP port per worker start; the proxy itself only sees UpstreamAddress, so a
  * different scheme (a socket injected into the worker) can replace this file.
  */
-import { readFileSync } from "node:fs";
+import { sysctl } from "../platform/proc.ts";
 import { freePort } from "../sockets/free-port.ts";
 
 /** Lowest private port hr picks below the ephemeral range. */
@@ -11,13 +11,8 @@ const PRIVATE_MIN = 10_000;
 
 /** net.ipv4.ip_local_port_range (Linux default 32768 60999). */
 function readPortRange(): [number, number] {
-  try {
-    const [a, b] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
-    if (a && b && a <= b) return [a, b];
-  } catch {
-    /* not Linux */
-  }
-  return [32768, 60999];
+  const [a, b] = (sysctl("net.ipv4.ip_local_port_range") ?? "").split(/\s+/).map(Number);
+  return a && b && a <= b ? [a, b] : [32768, 60999];
 }
 
 /** Whether 127.0.0.1:port can be bound right now (bind, then close). */

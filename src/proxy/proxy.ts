@@ -17,7 +17,7 @@
  * answered 503 — and hr says so in its log, once per 10 s.
  * NOT covered: HTTP/2, TLS (put hr behind a TLS terminator or use fd strategy).
  */
-import { readFileSync } from "node:fs";
+import { openFilesLimit } from "../platform/proc.ts";
 import type { Logger } from "../log/logger.ts";
 import { formatMs } from "../config/duration.ts";
 import { libc } from "../platform/libc.ts";
@@ -60,15 +60,9 @@ const F_DUPFD_CLOEXEC = 1030;
 
 type Session = HttpSession | TcpSession;
 
-/** Soft RLIMIT_NOFILE from /proc/self/limits (Infinity if unknown). */
+/** Soft RLIMIT_NOFILE (Infinity if unknown). */
 function fdLimit(): number {
-  try {
-    const m = /Max open files\s+(\d+|unlimited)/.exec(readFileSync("/proc/self/limits", "utf8"));
-    if (m && m[1] !== "unlimited") return Number(m[1]);
-  } catch {
-    /* not Linux */
-  }
-  return Infinity;
+  return openFilesLimit() ?? Infinity;
 }
 
 export class Proxy {

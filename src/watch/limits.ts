@@ -1,6 +1,6 @@
 // The kernel's watch limits: fs.watch failing with ENOSPC, EMFILE or ENFILE is
 // turned into an error that says which limit, its value and how to raise it.
-import fs from "node:fs";
+import { openFilesLimit, sysctl } from "../platform/proc.ts";
 
 /** fs.watch hit a kernel/process limit (ENOSPC, EMFILE, ENFILE). The message holds the fix. */
 export class WatchLimitError extends Error {
@@ -15,21 +15,14 @@ export class WatchLimitError extends Error {
   }
 }
 
-function readNum(file: string): number | null {
-  try {
-    const n = Number.parseInt(fs.readFileSync(file, "utf8").trim(), 10);
-    return Number.isFinite(n) ? n : null;
-  } catch {
-    return null;
-  }
+function readNum(name: string): number | null {
+  const n = Number.parseInt(sysctl(name) ?? "", 10);
+  return Number.isFinite(n) ? n : null;
 }
 
-function openFilesLimit(): string {
-  try {
-    const m = /^Max open files\s+(\S+)/m.exec(fs.readFileSync("/proc/self/limits", "utf8"));
-    if (m) return m[1]!;
-  } catch {}
-  return "?";
+function ulimitN(): string {
+  const n = openFilesLimit();
+  return n === undefined ? "?" : n === Infinity ? "unlimited" : String(n);
 }
 
 const fmt = (n: number) => n.toLocaleString("en-US");
@@ -40,19 +33,19 @@ export function watchLimitError(code: string, dirs: number, cause?: unknown): Wa
   const where = `while watching ${fmt(dirs)} ${dirs === 1 ? "directory" : "directories"}`;
   let msg: string;
   if (code === "ENOSPC") {
-    const lim = readNum("/proc/sys/fs/inotify/max_user_watches");
+    const lim = readNum("fs.inotify.max_user_watches");
     msg =
       `inotify watch limit reached (fs.inotify.max_user_watches=${lim ?? "?"}) ${where}: ` +
       "raise it with `sudo sysctl fs.inotify.max_user_watches=524288` (persist in /etc/sysctl.d/), " +
       ALTERNATIVES;
   } else if (code === "EMFILE") {
-    const inst = readNum("/proc/sys/fs/inotify/max_user_instances");
+    const inst = readNum("fs.inotify.max_user_instances");
     msg =
-      `too many open files / inotify instances (EMFILE; fs.inotify.max_user_instances=${inst ?? "?"}, ulimit -n=${openFilesLimit()}) ${where}: ` +
+      `too many open files / inotify instances (EMFILE; fs.inotify.max_user_instances=${inst ?? "?"}, ulimit -n=${ulimitN()}) ${where}: ` +
       "raise them with `sudo sysctl fs.inotify.max_user_instances=1024` (persist in /etc/sysctl.d/) and `ulimit -n 65536`, " +
       ALTERNATIVES;
   } else {
-    const max = readNum("/proc/sys/fs/file-max");
+    const max = readNum("fs.file-max");
     msg =
       `system-wide open file limit reached (ENFILE; fs.file-max=${max ?? "?"}) ${where}: ` +
       "raise it with `sudo sysctl fs.file-max=2097152` (persist in /etc/sysctl.d/), " +

@@ -1,6 +1,6 @@
 // Filesystems that deliver no inotify events (network and VM shares): the
 // watcher switches to polling there.
-import fs from "node:fs";
+import { mountinfo } from "../platform/proc.ts";
 import path from "node:path";
 
 /** Filesystem types on which inotify sees no (or only local) changes: use poll mode there. */
@@ -27,12 +27,8 @@ export function fsTypeFromMountinfo(mountinfo: string, abs: string): string | nu
  * poll mode or print a hint; null otherwise (or when unknown, e.g. not Linux).
  */
 export function noEventFilesystem(root: string): string | null {
-  let info: string;
-  try {
-    info = fs.readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    return null;
-  }
+  const info = mountinfo();
+  if (info === undefined) return null;
   const type = fsTypeFromMountinfo(info, path.resolve(root));
   return type && NO_EVENT_FS.has(type) ? type : null;
 }
