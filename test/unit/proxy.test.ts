@@ -8,6 +8,7 @@ import http from "node:http";
 import net from "node:net";
 import { Logger } from "../../src/log/logger.ts";
 import { Proxy, type ProxyListener } from "../../src/proxy/proxy.ts";
+import { ProxyThreads } from "../../src/proxy/threads.ts";
 import { BodyReader, HttpError, parseRequest } from "../../src/proxy/http1.ts";
 import { bindListener, type Listener } from "../../src/sockets/listen.ts";
 import { parseListenAddress } from "../../src/sockets/address.ts";
@@ -350,5 +351,32 @@ describe("proxy", () => {
     addWorker(proxy, "g1", echo.port);
     proxy.setLive("g1");
     expect(await raw(port, "hello", 300)).toBe("echo:hello");
+  });
+
+  test("proxy_threads = 2: routing changes reach the worker thread, requests are answered whichever thread accepts them, a drain sums both threads", async () => {
+    let slowDone = false;
+    const a = app("a", async (req) => {
+      if (new URL(req.url).pathname === "/slow") {
+        await Bun.sleep(300);
+        slowDone = true;
+      }
+      return new Response("a");
+    });
+    const l = listen();
+    const threads = new ProxyThreads({ listeners: [{ fd: l.fd, protocol: "http", trustForwarded: false }], log, waitMs: 3000 }, 2);
+    threads.start();
+    cleanups.push(() => threads.close());
+    threads.workerReady("g1", { worker: 1, pid: process.pid, address: { host: "127.0.0.1", port: a.port! } });
+    threads.setLive("g1");
+    // The worker thread gets its messages asynchronously: wait until any connection is answered.
+    for (let i = 0; i < 100; i++) if ((await request(l.port!).catch(() => null))?.body === "a") break;
+    const bodies = await Promise.all(Array.from({ length: 40 }, () => request(l.port!).then((r) => r.body)));
+    expect(bodies.every((b) => b === "a")).toBe(true);
+    const slow = request(l.port!, { path: "/slow" });
+    await Bun.sleep(100);
+    const report = await threads.drain("g1", 3000);
+    expect(slowDone).toBe(true);
+    expect(report.requests).toBe(1);
+    expect((await slow).body).toBe("a");
   });
 });
