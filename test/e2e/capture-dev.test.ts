@@ -107,6 +107,17 @@ http.createServer((req, res) => res.end(version)).listen(${port});
     expect(hr.output).toContain("dev.overlap = false always restarts this way");
   }, 60_000);
 
+  capTest("dev.overlap = false: the old app is stopped before the new one starts (apps holding exclusive resources)", async () => {
+    const port = freePort();
+    const dir = h.dir(tempProject({ "server.js": nodeApp(port, "s1"), "hr.toml": hrToml(["node", "server.js"], port, `\n[dev]\noverlap = false\n`) }));
+    const hr = h.start(dir);
+    await waitForBody(`http://127.0.0.1:${port}/`, /node s1/);
+    edit(join(dir, "server.js"), `"s1"`, `"s2"`);
+    await waitForBody(`http://127.0.0.1:${port}/`, /node s2/);
+    await hr.waitCount(RESTARTED, 1);
+    expect(hr.output).not.toContain("(overlapped)");
+  }, 30_000);
+
   capTest("an app listening on another port than [[listen]] is told so at once", async () => {
     const held = freePort();
     const other = freePort();
