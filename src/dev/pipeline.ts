@@ -45,6 +45,9 @@ import { EnvFileError, readEnvFiles } from "../config/dotenv.ts";
 import { watchFiles, type FileWatch } from "../serve/watch.ts";
 import { isAbsolute, relative, resolve } from "node:path";
 
+/** How long after an app listens hr starts the next app's launcher (it would compete for CPU with the app's first requests). */
+const WARM_AFTER_MS = 300;
+
 export interface DevOptions {
   config: Config;
   /** Project directory (hr.toml's directory): cwd of builds and the app, root of the watch. */
@@ -561,7 +564,8 @@ export class DevSession {
             onListening: (e) => {
               this.log.debug(`${who()} listening on hr's socket for :${e.port} (+${(performance.now() - t0).toFixed(1)} ms)`, { event: "listening", gen, pid: e.pid });
               listened();
-              if (reserved === undefined) this.prepareWarm(wiring.capture as Capture);
+              // Not at once: the new app is about to serve its first requests (and the old one to stop).
+              if (reserved === undefined) setTimeout(() => this.prepareWarm(wiring.capture as Capture), WARM_AFTER_MS).unref();
             },
             onOtherListen: (e) => {
               if (e.fixed) ownPorts.add(e.port);
