@@ -75,8 +75,31 @@ export async function main(argv: string[], env = process.env): Promise<number> {
   }
 }
 
+/** File-system failures say what and where, whichever command hit them. */
+const FS_REASONS: Record<string, string> = {
+  EROFS: "read-only file system",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOSPC: "no space left on the device",
+  EDQUOT: "disk quota exceeded",
+  EISDIR: "it is a directory",
+  ENOTDIR: "a part of the path is not a directory",
+  ENOENT: "no such file or directory",
+  EEXIST: "it already exists",
+  EMFILE: "too many open files (ulimit -n)",
+  ENFILE: "too many open files on the system",
+  EIO: "input/output error",
+  ELOOP: "too many symbolic links (or a symlink where none is allowed)",
+};
+
 /** Last line of defence: a message, never a stack trace (HR_DEBUG=1 shows it). */
 export function unexpected(error: unknown, env: Record<string, string | undefined> = process.env): number {
+  const fsError = error as NodeJS.ErrnoException;
+  if (fsError?.code && FS_REASONS[fsError.code] && fsError.path) {
+    const verb = /write|open|rename|mkdir|rm|unlink|copy/.test(fsError.syscall ?? "") ? "write" : "read";
+    process.stderr.write(`hr: cannot ${verb} ${fsError.path}: ${FS_REASONS[fsError.code]}\n`);
+    return 1;
+  }
   const e = error as Error;
   const text = e instanceof Error ? `${e.message}${(e as NodeJS.ErrnoException).code ? ` (${(e as NodeJS.ErrnoException).code})` : ""}` : String(error);
   process.stderr.write(`hr: ${text}\n${env.HR_DEBUG ? `${e?.stack ?? ""}\n` : "(this is a bug in hr if the message does not say what to fix; HR_DEBUG=1 shows where it happened)\n"}`);

@@ -29,8 +29,13 @@ export function writeAtomic(file: string, text: string): void {
     writeFileSync(tmp, text, { mode: 0o644 });
     renameSync(tmp, file);
   } catch (error) {
-    rmSync(tmp, { force: true });
-    throw error;
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      /* a read-only directory: nothing was written */
+    }
+    // Name the file the user asked for, not the temp name.
+    throw Object.assign(error as Error, { path: file, syscall: "write" });
   }
 }
 

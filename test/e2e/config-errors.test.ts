@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, runHr } from "../helpers/hr.ts";
-import { main } from "../../src/cli/dispatch.ts";
+import { main, unexpected } from "../../src/cli/dispatch.ts";
 
 setDefaultTimeout(60_000);
 let dir: string;
@@ -209,4 +209,24 @@ describe("file-system errors through the real binary: a message, exit 1", () => 
     const ok = runHr(["schema", "-o", join(dir, "schema.json")]);
     expect(ok.code).toBe(0);
   });
+});
+
+test("a stray file-system error from any command is one line naming the file and the reason", () => {
+  const blocker = join(dir, "a-file");
+  writeFileSync(blocker, "");
+  let caught: unknown;
+  try {
+    writeFileSync(join(blocker, "hr.toml"), "x"); // ENOTDIR, as a real fs call raises it
+  } catch (error) {
+    caught = error;
+  }
+  let printed = "";
+  const ew = process.stderr.write;
+  process.stderr.write = ((s: string) => ((printed += s), true)) as typeof process.stderr.write;
+  try {
+    expect(unexpected(caught, {})).toBe(1);
+  } finally {
+    process.stderr.write = ew;
+  }
+  expect(printed).toBe(`hr: cannot write ${join(blocker, "hr.toml")}: a part of the path is not a directory\n`);
 });
