@@ -18,7 +18,7 @@ import { DevHarness, tempProject } from "../helpers/dev.ts";
 import { cleanupServes, startServe } from "../helpers/serve.ts";
 import { releaseBinary } from "../helpers/release.ts";
 
-setDefaultTimeout(90_000);
+setDefaultTimeout(180_000); // emulation is ~5-10x slower, more on a loaded machine
 
 const QEMU = Bun.which("qemu-aarch64-static") ?? Bun.which("qemu-aarch64");
 const SYSROOT = "/usr/aarch64-linux-gnu";
@@ -97,7 +97,10 @@ suite("linux-arm64 release binary under qemu-user", () => {
       binary: hr.at(-1)!,
       wrap: hr.slice(0, -1),
       toml: `[run]\ncmd = ["node", "${join(ROOT, "test", "fixtures", "sockets", "serve.cjs")}", "fd"]\n[[listen]]\nname = "http"\naddress = "127.0.0.1:0"\n[serve]\nstrategy = "fd"\nready = { type = "log", pattern = "listening" }\ndrain_timeout = "5s"\n`,
+      waitReady: false, // emulated start-up is slow on a loaded machine: wait longer than startServe would
     });
+    await h.waitForLog(/serving gen1/, 80_000);
+    h.port = Number((await h.status()).sockets.match(/:(\d+)(,|$)/)?.[1]);
     figures.push(`serve start→ready ${Math.round(performance.now() - t0)} ms`);
     const before = await get(`http://127.0.0.1:${h.port}/`);
     expect(before.status).toBe(200);
