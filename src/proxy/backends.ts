@@ -112,7 +112,7 @@ export class Backends {
     for (const b of g.backends) {
       if (b.worker !== worker || b.pid !== pid) continue;
       b.dead = true;
-      for (const p of b.idle) p.conn.destroy();
+      for (const p of b.idle) p.conn.hangUp();
       b.idle = [];
     }
     g.backends = g.backends.filter((b) => !b.dead);
@@ -241,7 +241,7 @@ export class Backends {
       if (conn && !o.cancelled() && this.isLive(b)) return { b, conn, reused: false };
       b[o.kind].delete(o.holder);
       this.changed();
-      conn?.destroy();
+      conn?.hangUp();
       if (!conn) {
         this.connectRetries++;
         refused = b;
@@ -258,7 +258,7 @@ export class Backends {
   release(b: Backend, conn: Conn): void {
     const g = this.groups.get(b.generation);
     if (b.dead || conn.closed || !g || g.draining || g !== this.live || b.idle.length >= MAX_IDLE) {
-      conn.destroy();
+      conn.hangUp();
       return;
     }
     conn.resume();
@@ -281,7 +281,7 @@ export class Backends {
         if (!b.idle.length || b.idle[0]!.since > limit) continue;
         const keep: PooledConn[] = [];
         for (const p of b.idle) {
-          if (p.since <= limit) p.conn.destroy();
+          if (p.since <= limit) p.conn.hangUp();
           else keep.push(p);
         }
         b.idle = keep;
@@ -312,7 +312,7 @@ export class Backends {
     g.draining = true;
     if (this.live === g) this.live = null;
     for (const b of g.backends) {
-      for (const p of b.idle) p.conn.destroy();
+      for (const p of b.idle) p.conn.hangUp();
       b.idle = [];
     }
     const count = (k: "requests" | "tunnels") => g.backends.reduce((n, b) => n + b[k].size, 0);
@@ -335,7 +335,7 @@ export class Backends {
     for (const b of g.backends) {
       for (const r of [...b.requests]) r.cut(`the old generation did not finish within the drain timeout`);
       for (const t of [...b.tunnels]) t.cut("drain timeout");
-      for (const p of b.idle) p.conn.destroy();
+      for (const p of b.idle) p.conn.hangUp();
       b.idle = [];
     }
     cut += leftRequests + leftTunnels;
@@ -355,7 +355,7 @@ export class Backends {
     clearInterval(this.sweep);
     for (const g of this.groups.values())
       for (const b of g.backends) {
-        for (const p of b.idle) p.conn.destroy();
+        for (const p of b.idle) p.conn.hangUp();
         for (const r of [...b.requests, ...b.tunnels]) r.cut("hr is stopping");
       }
     this.wake();

@@ -43,6 +43,9 @@ export function batch<T>(fn: () => T): T {
 
 const NOOP: ConnEvents = { data() {}, end() {}, close() {}, drain() {} };
 
+/** How long hangUp() waits for the peer to close before it resets the connection. */
+const HANG_UP_MS = 2000;
+
 /** Above this many queued bytes a Conn is `backlogged`. */
 const HIGH_WATER = 256 * 1024;
 
@@ -126,6 +129,19 @@ export class Conn {
   destroy(): void {
     if (this.closed) return;
     this.socket.terminate();
+  }
+
+  /**
+   * Closes a connection that carries no exchange (idle in the pool, or connected and
+   * never used) the way a client would: FIN, so the app reads EOF instead of a reset
+   * (Python's http.server prints a traceback for each reset); destroyed if still open
+   * after HANG_UP_MS. Events stop at once.
+   */
+  hangUp(): void {
+    if (this.closed) return;
+    this.detach();
+    this.end();
+    setTimeout(() => this.destroy(), HANG_UP_MS).unref?.();
   }
 
   pause(): void {

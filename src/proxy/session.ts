@@ -347,7 +347,7 @@ class Exchange implements Cuttable {
     }
     if (got && this.ended) {
       got.b.requests.delete(this);
-      got.conn.destroy();
+      got.conn.hangUp();
       return null;
     }
     return got;

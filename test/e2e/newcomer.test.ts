@@ -1,0 +1,68 @@
+/**
+ * Regressions found by running apps exactly as their frameworks' READMEs write them
+ * (hard-coded port, no drain code, stock logging) under `hr serve` / `hr dev`, the way a
+ * newcomer would. Each test reproduces one surprise with a plain node:http / Python app
+ * (no download needed).
+ *
+ *  - proxy: hr closes the upstream connections it no longer needs (abandoned connects at
+ *    a drain, pooled idle ones) with a FIN, not a reset: Python's single-threaded
+ *    http.server printed a ConnectionResetError traceback into the app's log for every
+ *    reset, on every reload.
+ */
+import { afterEach, beforeAll, expect, test } from "bun:test";
+import { ensureBinary } from "../helpers/hr.ts";
+import { startLoad } from "../../scripts/harness/load.ts";
+import { cleanupServes, startServe } from "../helpers/serve.ts";
+
+beforeAll(() => void ensureBinary());
+afterEach(async () => {
+  expect(await cleanupServes()).toEqual([]);
+});
+
+/** Python's docs' http.server: single-threaded HTTPServer, HTTP/1.0, request log on stderr. */
+const PY_SINGLE = `import os
+from http.server import HTTPServer, BaseHTTPRequestHandler
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"hello gen=" + os.environ.get("HR_GENERATION", "0").encode() + b"\\n")
+
+HTTPServer(("", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()
+`;
+
+test("proxy: reloading a single-threaded Python http.server under load prints no ConnectionResetError into its log", async () => {
+  const h = await startServe({
+    toml: `[run]
+cmd = ["python3", "app.py"]
+
+[[listen]]
+name = "http"
+address = "127.0.0.1:0"
+
+[serve]
+strategy = "proxy"
+workers = 2
+ready = { type = "tcp", timeout = "20s" }
+`,
+    files: { "app.py": PY_SINGLE },
+  });
+  const load = startLoad({ url: `http://127.0.0.1:${h.port}/`, concurrency: 16, keepAliveShare: 0.5, durationMs: 40_000, timeoutMs: 10_000 });
+  try {
+    await Bun.sleep(300);
+    for (let i = 0; i < 3; i++) {
+      const r = await h.reload();
+      expect(r.code).toBe(0);
+    }
+    await Bun.sleep(300);
+  } finally {
+    const res = await load.stop();
+    expect(res.failed).toBe(0);
+    expect(res.ok).toBeGreaterThan(50);
+  }
+  expect(await h.stop()).toBe(0);
+  const resets = h.logs().split("\n").filter((l) => /ConnectionResetError|Exception occurred during processing/.test(l));
+  expect(resets).toEqual([]);
+}, 60_000);
