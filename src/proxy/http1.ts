@@ -269,6 +269,8 @@ export function lastChunk(trailers: [string, string][] = []): Buffer {
  * Chunked input is validated (sizes, CRLFs, trailers) and decoded.
  */
 export class BodyReader {
+  /** The reader of every message without a body (shared: it never changes). */
+  static readonly NONE = new BodyReader({ kind: "none" });
   done = false;
   /** Trailer fields of a chunked body. */
   trailers: [string, string][] = [];

@@ -18,7 +18,7 @@
  *    is idle.
  */
 import type { Backend, Backends, Cuttable } from "./backends.ts";
-import type { Conn } from "./conn.ts";
+import type { Conn, ConnEvents } from "./conn.ts";
 import { batch } from "./conn.ts";
 import {
   BodyReader,
@@ -282,7 +282,7 @@ export class HttpSession {
   }
 }
 
-class Exchange implements Cuttable {
+class Exchange implements Cuttable, ConnEvents {
   readonly reqBody: BodyReader;
   backend: Backend | null = null;
   private up: Conn | null = null;
@@ -308,7 +308,7 @@ class Exchange implements Cuttable {
     private readonly ctx: SessionContext,
   ) {
     this.client = session.client;
-    this.reqBody = new BodyReader(req.framing, 400);
+    this.reqBody = req.framing.kind === "none" ? BodyReader.NONE : new BodyReader(req.framing, 400);
     this.closeClient = !req.keepAlive;
   }
 
@@ -358,12 +358,24 @@ class Exchange implements Cuttable {
     this.up = conn;
     this.reused = reused;
     b.requests.add(this); // already there unless taken on the fast path
-    conn.events = {
-      data: (d) => this.onUpstreamData(d),
-      end: () => this.onUpstreamEnd(),
-      close: () => this.onUpstreamEnd(),
-      drain: () => this.client.resume(),
-    };
+    conn.events = this;
+  }
+
+  // ConnEvents of the upstream connection (the exchange is its handler: no per-request closures).
+  data(d: Buffer): void {
+    this.onUpstreamData(d);
+  }
+
+  end(): void {
+    this.onUpstreamEnd();
+  }
+
+  close(): void {
+    this.onUpstreamEnd();
+  }
+
+  drain(): void {
+    this.client.resume();
   }
 
   private detach(): void {
@@ -375,7 +387,7 @@ class Exchange implements Cuttable {
   }
 
   private sendUp(bufs: Buffer[]): void {
-    if (this.replay) {
+    if (this.replay && this.req.framing.kind !== "none") {
       for (const x of bufs) this.replayBytes += x.length;
       if (this.replayBytes > REPLAY_MAX) this.replay = null;
       else this.replay.push(...bufs);
@@ -470,7 +482,7 @@ class Exchange implements Cuttable {
 
   private respond(res: ResponseHead): void {
     const req = this.req;
-    this.resBody = new BodyReader(res.framing, 502);
+    this.resBody = res.framing.kind === "none" ? BodyReader.NONE : new BodyReader(res.framing, 502);
     this.transform = res.framing.kind !== "none" ? (this.ctx.filter?.(req, res) ?? null) : null;
     if (!this.reqBody.done || res.framing.kind === "close" || this.session.ended) this.closeClient = true;
     const fields = endToEnd(res);
@@ -588,6 +600,12 @@ class Exchange implements Cuttable {
     this.attach(got.b, got.conn, false);
     const bytes = this.replay!;
     this.replay = null;
+    if (this.req.framing.kind === "none") {
+      // Nothing was kept for a bodiless request: its head is built again.
+      batch(() => this.sendHead());
+      this.client.resume();
+      return;
+    }
     if (!got.conn.writev(bytes)) this.client.pause();
     this.client.resume();
   }
