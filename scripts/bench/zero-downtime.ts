@@ -37,12 +37,13 @@
  * environment and is SIGKILLed at the end (process groups, then a /proc sweep).
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, freemem, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { connect } from "node:net";
 import { parseArgs } from "node:util";
 import { freePort } from "../../src/sockets/free-port.ts";
+import { environHas, pidsWithEnv } from "../../src/platform/proc.ts";
 import { npmPeerBin } from "./lib.ts";
 import { percentile, startLoad, type LoadResult } from "../harness/load.ts";
 
@@ -94,15 +95,8 @@ function tagged(env: Record<string, string | undefined> = {}): Record<string, st
 
 /** pids whose environment carries our tag (everything we started, however deep). */
 function taggedPids(extra?: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      const env = readFileSync(`/proc/${d}/environ`, "latin1");
-      if (env.includes(`HR_BENCH_TAG=${TAG}\0`) && (!extra || env.includes(`${extra}\0`))) out.push(Number(d));
-    } catch {}
-  }
-  return out;
+  const [k, ...v] = (extra ?? "").split("=");
+  return pidsWithEnv("HR_BENCH_TAG", TAG).filter((p) => p !== process.pid && (!extra || environHas(p, k!, v.join("="))));
 }
 
 function killGroup(pgid: number, sig: NodeJS.Signals = "SIGKILL") {

@@ -348,6 +348,13 @@ export function environValue(pid: number, name: string): string | undefined {
   }
 }
 
+/** @internal the test and benchmark harness: live (non-zombie) processes whose initial environment holds `name=value` (a tag every descendant inherits). */
+export function pidsWithEnv(name: string, value: string): number[] {
+  return processTable()
+    .filter((e) => e.state !== "Z" && e.state !== "X" && environHas(e.pid, name, value))
+    .map((e) => e.pid);
+}
+
 /** Does the process's initial environment hold `name=value`? (false when unreadable) */
 export function environHas(pid: number, name: string, value: string): boolean {
   try {

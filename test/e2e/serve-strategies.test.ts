@@ -24,7 +24,7 @@ import { ensureBinary, ROOT } from "../helpers/hr.ts";
 import { get, waitForHttp } from "../helpers/http.ts";
 import { startLoad } from "../../scripts/harness/load.ts";
 import { BIN_DIR, cleanupServes, EXAMPLES, startServe } from "../helpers/serve.ts";
-import { pidsWithEnv } from "../helpers/procs.ts";
+import { pidsWithEnv } from "../../src/platform/proc.ts";
 
 beforeAll(() => void ensureBinary());
 afterEach(async () => {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ensureBinary, ROOT } from "./hr.ts";
 import { taggedPids } from "./procs.ts";
+import { Harness, type Proc } from "../../scripts/harness/process.ts";
 
 export const BIN_DIR = join(ROOT, "node_modules", ".bin");
 export const EXAMPLES = join(ROOT, "examples");
@@ -40,34 +41,36 @@ export function tempProject(files: Record<string, string>, prefix = "hr-dev-"): 
 
 export { taggedPids };
 
-let seq = 0;
+const harness = new Harness("HR_TEST_TAG");
 
+/** One `hr dev` (scripts/harness/process.ts underneath): its output, keys, signals, cleanup. */
 export class DevRun {
-  readonly proc: Bun.Subprocess<"pipe", "pipe", "pipe">;
-  readonly tag: string;
-  output = "";
-  private readonly done: Promise<void>;
+  private readonly p: Proc;
 
   /** `hr` is the command that runs hr (default dist/hr), e.g. [qemu, -L, …, release binary]. */
   constructor(readonly dir: string, args: string[] = [], env: Record<string, string | undefined> = {}, hr: string[] = [ensureBinary()]) {
-    this.tag = `${process.pid}-${Date.now()}-${seq++}`;
-    this.proc = Bun.spawn([...hr, "dev", ...args], {
+    this.p = harness.spawn([...hr, "dev", ...args], {
       cwd: dir,
-      env: { ...process.env, PATH: `${BIN_DIR}:${process.env.PATH}`, NO_COLOR: "1", HR_TEST_TAG: this.tag, ...env },
+      env: { ...process.env, PATH: `${BIN_DIR}:${process.env.PATH}`, NO_COLOR: "1", ...env },
       stdin: "pipe",
-      stdout: "pipe",
-      stderr: "pipe",
-      detached: true, // own process group: afterEach can SIGKILL -pid
+      detached: true, // own process group: cleanup can SIGKILL -pid
     });
-    const pump = async (s: ReadableStream<Uint8Array>) => {
-      const d = new TextDecoder();
-      for await (const chunk of s) this.output += d.decode(chunk, { stream: true });
-    };
-    this.done = Promise.all([pump(this.proc.stdout), pump(this.proc.stderr)]).then(() => {});
+  }
+
+  get proc(): Bun.Subprocess<"pipe", "pipe", "pipe"> {
+    return this.p.proc as Bun.Subprocess<"pipe", "pipe", "pipe">;
+  }
+
+  get tag(): string {
+    return this.p.tag;
+  }
+
+  get output(): string {
+    return this.p.output;
   }
 
   get pid(): number {
-    return this.proc.pid;
+    return this.p.pid;
   }
 
   /** Number of hr log lines matching re (hr's lines start with "hr "). */
@@ -76,16 +79,8 @@ export class DevRun {
   }
 
   async waitFor(re: RegExp | (() => boolean), timeoutMs = 15_000, what = String(re)): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    const ok = typeof re === "function" ? re : () => re.test(this.output);
-    while (!ok()) {
-      if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; output:\n${this.output}`);
-      if (this.proc.exitCode !== null && !ok()) {
-        await Bun.sleep(50);
-        if (!ok()) throw new Error(`hr exited (${this.proc.exitCode}) while waiting for ${what}; output:\n${this.output}`);
-      }
-      await Bun.sleep(20);
-    }
+    if (typeof re === "function") await this.p.waitFor(re, timeoutMs, what);
+    else await this.p.waitFor(re, timeoutMs, what);
   }
 
   /** Waits until `count(re)` reaches n. */
@@ -99,39 +94,22 @@ export class DevRun {
   }
 
   signal(sig: NodeJS.Signals): void {
-    try {
-      process.kill(this.pid, sig);
-    } catch {}
+    this.p.signal(sig);
   }
 
   /** Resolves with hr's exit code, or null if it has not exited within timeoutMs. */
-  async exited(timeoutMs: number): Promise<number | null> {
-    const r = await Promise.race([this.proc.exited, Bun.sleep(timeoutMs).then(() => null)]);
-    if (r !== null) await Promise.race([this.done, Bun.sleep(1000)]);
-    return r;
+  exited(timeoutMs: number): Promise<number | null> {
+    return this.p.exited(timeoutMs);
   }
 
   /** Live processes started by this hr (hr included). */
   survivors(): number[] {
-    return taggedPids(this.tag);
+    return this.p.survivors();
   }
 
   /** SIGKILL hr's group and every tagged process; returns what was still alive afterwards. */
-  async kill(): Promise<number[]> {
-    try {
-      process.kill(-this.pid, "SIGKILL");
-    } catch {}
-    for (let i = 0; i < 50; i++) {
-      const left = this.survivors();
-      if (left.length === 0) return [];
-      for (const pid of left) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {}
-      }
-      await Bun.sleep(20);
-    }
-    return this.survivors();
+  kill(): Promise<number[]> {
+    return this.p.kill();
   }
 }
 

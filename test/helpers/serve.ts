@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBinary, ROOT } from "./hr.ts";
 import { taggedPids } from "./procs.ts";
+import { Harness } from "../../scripts/harness/process.ts";
 import type { ServeStatus } from "../../src/control/protocol.ts";
 
 export const BIN_DIR = join(ROOT, "node_modules", ".bin");
@@ -59,7 +60,8 @@ export interface ServeHandle {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
-const live = new Set<{ tag: string; dir: string }>();
+const harness = new Harness("HR_TEST_TAG");
+const dirs = new Set<string>();
 
 export function testEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return { ...process.env, PATH: `${BIN_DIR}:${process.env.PATH}`, NO_COLOR: "1", ...extra };
@@ -76,28 +78,15 @@ export async function runHrAsync(args: string[], opts: { cwd: string; env: Recor
 
 export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
   const dir = mkdtempSync(join(tmpdir(), "hr-serve-"));
-  const tag = `t${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-  live.add({ tag, dir });
+  dirs.add(dir);
   if (opts.toml !== null) writeFileSync(join(dir, "hr.toml"), opts.toml);
   for (const [name, text] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), text, { mode: 0o755 });
-  const env = testEnv({ XDG_RUNTIME_DIR: join(dir, "run"), HR_TEST_TAG: tag, ...opts.env });
-  let out = "";
+  const env = testEnv({ XDG_RUNTIME_DIR: join(dir, "run"), ...opts.env });
   opts.before?.(dir, env);
-  const sink = opts.output ?? "pipe";
-  const proc = Bun.spawn([...(opts.wrap ?? []), opts.binary ?? ensureBinary(), "serve", ...(opts.args ?? [])], { cwd: dir, env: env as Record<string, string>, stdout: sink, stderr: sink, stdin: "ignore" });
-  const waiters = new Set<() => void>();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    for await (const chunk of s) {
-      out += dec.decode(chunk, { stream: true });
-      for (const w of [...waiters]) w();
-    }
-  };
-  if (opts.output === undefined) {
-    void pump(proc.stdout as ReadableStream<Uint8Array>);
-    void pump(proc.stderr as ReadableStream<Uint8Array>);
-  }
-  void proc.exited.then(() => [...waiters].forEach((w) => w()));
+  const p = harness.spawn([...(opts.wrap ?? []), opts.binary ?? ensureBinary(), "serve", ...(opts.args ?? [])], { cwd: dir, env, output: opts.output ?? "pipe" });
+  const proc = p.proc;
+  const tag = p.tag;
+  env.HR_TEST_TAG = tag; // what hr and every process it starts carry
 
   const h: ServeHandle = {
     dir,
@@ -106,31 +95,8 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
     env,
     port: 0,
     proc,
-    logs: () => out,
-    waitForLog(re, timeoutMs = 15_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const m = out.match(re);
-          if (m) {
-            done();
-            resolve(m);
-          } else if (proc.exitCode !== null || proc.signalCode !== null) {
-            done();
-            reject(new Error(`hr exited (${proc.exitCode ?? proc.signalCode}) before logging ${re}\n--- log ---\n${out}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}\n--- log ---\n${out}`));
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
-    },
+    logs: () => p.output,
+    waitForLog: (re, timeoutMs = 15_000) => p.waitFor(re, timeoutMs),
     hr: (args, timeoutMs) => runHrAsync(args, { cwd: dir, env, timeoutMs }),
     async status() {
       const r = await h.hr(["status", "--json"]);
@@ -147,13 +113,7 @@ export async function startServe(opts: ServeOptions): Promise<ServeHandle> {
       }
       return { code: r.code, json, ms: r.ms, stderr: r.stderr };
     },
-    async stop(signal = "SIGTERM", timeoutMs = 20_000) {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      const t = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-      await proc.exited;
-      clearTimeout(t);
-      return proc.exitCode;
-    },
+    stop: (signal = "SIGTERM", timeoutMs = 20_000) => p.stop(signal, timeoutMs),
   };
   if (opts.waitReady ?? true) {
     if (opts.output === undefined) await h.waitForLog(/serving gen1/, 20_000);
@@ -179,21 +139,9 @@ export { taggedPids };
  * that were still alive (a test that expected a clean exit can assert it's empty).
  */
 export async function cleanupServes(): Promise<number[]> {
-  const leftovers: number[] = [];
-  for (const entry of [...live]) {
-    const pids = taggedPids(entry.tag);
-    leftovers.push(...pids);
-    for (const p of pids) {
-      try {
-        process.kill(p, "SIGKILL");
-      } catch {
-        /* gone */
-      }
-    }
-    for (let i = 0; i < 100 && taggedPids(entry.tag).length; i++) await Bun.sleep(20);
-    rmSync(entry.dir, { recursive: true, force: true });
-    live.delete(entry);
-  }
+  const { leftovers } = await harness.cleanup();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.clear();
   return leftovers;
 }
 
