@@ -204,3 +204,42 @@ func main() {
     expect(hr.output).toMatch(/binds \[::\]:\d+: handed hr's socket/);
   }, 120_000);
 });
+
+describe("hr dev, run.capture = true, Gin", () => {
+  const hasGin = Bun.which("go") && Bun.file("/usr/share/gocode/src/github.com/gin-gonic/gin/gin.go").size > 0;
+  (why || !hasGin ? test.skip : test)("Gin's r.Run() (reads PORT, defaults to 8080), built GOPATH-style: runs unmodified, an edit serves new code", async () => {
+    const port = freePort();
+    const main = (msg: string) => `package main
+
+import "github.com/gin-gonic/gin"
+
+func main() {
+	r := gin.Default()
+	r.GET("/ping", func(c *gin.Context) { c.String(200, "${msg}") })
+	r.Run()
+}
+`;
+    const toml = `[build]
+cmd = "GO111MODULE=off GOPATH=$PWD/gopath:/usr/share/gocode go build -o ./tmp/app ."
+
+[run]
+cmd = ["./tmp/app"]
+capture = true
+env = { GIN_MODE = "release" }
+
+[watch]
+include_ext = ["go"]
+exclude = ["tmp/**", "gopath/**"]
+
+[[listen]]
+name = "http"
+address = "127.0.0.1:${port}"
+`;
+    const dir = h.dir(tempProject({ "main.go": main("pong1"), "hr.toml": toml }));
+    const hr = h.start(dir, [], { GOCACHE: process.env.GOCACHE ?? join(tmpdir(), "hr-go-cache"), GOFLAGS: "" });
+    await waitForBody(`http://127.0.0.1:${port}/ping`, /^pong1$/, 90_000);
+    edit(join(dir, "main.go"), "pong1", "pong2");
+    await waitForBody(`http://127.0.0.1:${port}/ping`, /^pong2$/, 60_000);
+    expect(hr.output).not.toMatch(/address already in use|EADDRINUSE/);
+  }, 180_000);
+});
