@@ -178,7 +178,7 @@ export const ServeSection = z
     workers: positiveInt(1, `a whole number from 1 to ${LIMITS.workers}`, LIMITS.workers).describe("Processes per generation."),
     ready: ReadyCheck.prefault({}),
     drain_timeout: duration("30s").describe("How long the old generation may drain after stop_signal before SIGKILL."),
-    build: bool(false).describe("Run [build] before starting a new generation on reload."),
+    build: bool(false).describe("Run [build] before each new generation: the first one at start and every reload's (a failed build at start starts nothing; on reload it keeps the old generation)."),
     watch: strings([]).describe("Paths (e.g. the deployed binary) whose change triggers a reload."),
     proxy_threads: z.number({ error: expected(`a whole number from 0 to ${LIMITS.proxyThreads}`) }).int({ error: expected(`a whole number from 0 to ${LIMITS.proxyThreads}`) }).min(0, { error: expected(`a whole number from 0 to ${LIMITS.proxyThreads}`) }).max(LIMITS.proxyThreads, { error: expected(`a whole number from 0 to ${LIMITS.proxyThreads}`) }).default(1).describe("strategy proxy: threads accepting and forwarding on the same sockets; 0 = one per core (up to 4). Each thread balances its own connections (least in flight per thread); see docs/benchmarks.md for when more than 1 pays."),
     restart_backoff: duration("500ms").describe("First delay before replacing a crashed worker; doubles up to 30s."),

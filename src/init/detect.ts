@@ -159,7 +159,7 @@ function decide(ctx: Ctx, p: Proposal): Detection {
   if (base.envFiles.length) {
     reasons.push(`env: run.env_file = ${JSON.stringify(base.envFiles)}: the app gets ${base.envFiles.length === 1 ? "its" : "their"} variables (hr dev restarts it when one changes; hr's own settings never read them; PORT and LISTEN_* stay hr's)`);
   }
-  if (p.build !== undefined) reasons.push("serve: build = true: `hr reload` rebuilds before it starts the new generation (set false if you deploy built binaries)");
+  if (p.build !== undefined) reasons.push("serve: build = true: `hr serve` builds before its first generation and `hr reload` before each new one (set false if you deploy built binaries)");
   if (p.noSocket) {
     return { ...base, listen: null, adopts: false, capture: false, devStrategy: "none", serveStrategy: "fd", readyType: "delay" };
   }

@@ -49,7 +49,23 @@ export async function runBuild(config: Config, root: string, env: Record<string,
 }
 
 /**
- * Before the first generation: a run.cmd whose program is a path in the project
+ * serve.build = true: the first generation, like every reload's, runs what the code says
+ * now — a binary left by an earlier build (hr dev, a previous hr serve) is rebuilt, not
+ * started stale. A failed build starts nothing (there is no older generation to keep).
+ */
+async function buildFirst(config: Config, root: string, env: Record<string, string | undefined>, log: Logger): Promise<boolean> {
+  log.info(`serve.build = true: building before the first generation`, { event: "build", reason: "serve_build" });
+  const b = await runBuild(config, root, env, log);
+  if (!b.ok) {
+    log.error(`${b.error ?? "build failed"}; nothing started (fix the build, or set serve.build = false to start the binary as it is)`);
+    return false;
+  }
+  log.info(`build ok in ${formatMs(b.ms)}`, { event: "build", state: "ok", durationMs: b.ms });
+  return true;
+}
+
+/**
+ * Before the first generation (serve.build = true: buildFirst). Otherwise a run.cmd whose program is a path in the project
  * (["./tmp/app"]) that does not exist yet is built with [build] (whatever serve.build
  * says), or, with no [build], refused with how to fix it. False: logged, exit 1.
  * A shell-string command is not inspected (its program is not known before it runs).
@@ -57,8 +73,9 @@ export async function runBuild(config: Config, root: string, env: Record<string,
 export async function buildIfMissing(config: Config, root: string, env: Record<string, string | undefined>, log: Logger): Promise<boolean> {
   const cmd = config.run.cmd;
   const program = Array.isArray(cmd) ? cmd[0] : undefined;
-  if (!program || !program.includes("/") || existsSync(resolve(root, program))) return true;
   const hasBuild = Boolean(config.build.cmd || config.build.pre || config.build.post);
+  if (config.serve.build && hasBuild) return buildFirst(config, root, env, log);
+  if (!program || !program.includes("/") || existsSync(resolve(root, program))) return true;
   if (!hasBuild) {
     log.error(
       `run.cmd: ${program} does not exist (in ${root}); build it first, or add [build] cmd = "…" to hr.toml and hr serve builds it before the first generation`,

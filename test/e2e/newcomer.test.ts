@@ -8,8 +8,13 @@
  *    a drain, pooled idle ones) with a FIN, not a reset: Python's single-threaded
  *    http.server printed a ConnectionResetError traceback into the app's log for every
  *    reset, on every reload.
+ *  - serve.build = true (what hr init writes for Go): hr serve builds before its first
+ *    generation too; it used to start the binary hr dev had left, i.e. old code.
  */
 import { afterEach, beforeAll, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { get } from "../helpers/http.ts";
 import { ensureBinary } from "../helpers/hr.ts";
 import { startLoad } from "../../scripts/harness/load.ts";
 import { cleanupServes, startServe } from "../helpers/serve.ts";
@@ -66,3 +71,56 @@ ready = { type = "tcp", timeout = "20s" }
   const resets = h.logs().split("\n").filter((l) => /ConnectionResetError|Exception occurred during processing/.test(l));
   expect(resets).toEqual([]);
 }, 60_000);
+
+test("serve.build = true: the first generation runs freshly built code, not a binary an earlier build left", async () => {
+  // "build" copies the source into place; the stale copy is what an earlier build left.
+  const app = (v: string) => `require("http").createServer((q, s) => s.end("${v}\\n")).listen(+process.env.PORT);\n`;
+  const h = await startServe({
+    toml: `[build]
+cmd = "mkdir -p tmp && cp app.src.js tmp/app.js"
+
+[run]
+cmd = ["node", "tmp/app.js"]
+
+[[listen]]
+name = "http"
+address = "127.0.0.1:0"
+
+[serve]
+strategy = "proxy"
+build = true
+ready = { type = "tcp", timeout = "20s" }
+`,
+    files: { "app.src.js": app("v2 new"), "stale.js": app("v1 stale") },
+    before: (dir) => {
+      mkdirSync(join(dir, "tmp"));
+      copyFileSync(join(dir, "stale.js"), join(dir, "tmp", "app.js"));
+    },
+  });
+  expect((await get(`http://127.0.0.1:${h.port}/`)).body).toBe("v2 new\n");
+  expect(h.logs()).toMatch(/building before the first generation/);
+  expect(await h.stop()).toBe(0);
+}, 30_000);
+
+test("serve.build = true: a build that fails at start starts nothing and says why", async () => {
+  const h = await startServe({
+    toml: `[build]
+cmd = "echo 'main.go:3: syntax error' >&2; exit 2"
+
+[run]
+cmd = ["node", "-e", "setInterval(() => {}, 1000)"]
+
+[[listen]]
+name = "http"
+address = "127.0.0.1:0"
+
+[serve]
+build = true
+`,
+    waitReady: false,
+  });
+  const code = await Promise.race([h.proc.exited, Bun.sleep(15_000).then(() => "timeout")]);
+  expect(code).toBe(1);
+  expect(h.logs()).toMatch(/syntax error/);
+  expect(h.logs()).toMatch(/build failed.*nothing started/);
+}, 30_000);
