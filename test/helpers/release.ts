@@ -3,10 +3,11 @@
  * gzip -1 instead of -6 to save ~1 min of CPU) run once per source tree and shared by every test file that needs it (release, install.sh, npm channel, arm64 under qemu).
  * Cached in $TMPDIR/hr-release-<key>, the key hashing the tracked files' contents as they are now
  * (so an edit rebuilds, a second test run on the same tree does not); built into a temp dir and
- * renamed, so a half-built release is never used. Older caches are removed (each is ~0.5 GB).
+ * renamed, so a half-built release is never used. A cache is touched when used; caches of other
+ * trees unused for 2 hours are removed (each is ~1 GB with its extracted binaries).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./hr.ts";
@@ -51,14 +52,17 @@ export function releaseDir(): string {
     } catch {
       rmSync(building, { recursive: true, force: true }); // another run finished first: use its copy
     }
-    // Keep the disk small: drop other trees' releases older than 10 minutes.
+    // Keep the disk small: drop other trees' releases unused for 2 hours (another run may be using a newer one).
     for (const name of readdirSync(tmpdir())) {
       if (!name.startsWith("hr-release-") || name === `hr-release-${key}`) continue;
       const path = join(tmpdir(), name);
       try {
-        if (Date.now() - statSync(path).mtimeMs > 10 * 60_000) rmSync(path, { recursive: true, force: true });
+        if (Date.now() - statSync(path).mtimeMs > 2 * 3600_000) rmSync(path, { recursive: true, force: true });
       } catch {}
     }
+  } else {
+    const now = new Date();
+    utimesSync(dir, now, now);
   }
   cached = dir;
   return dir;
