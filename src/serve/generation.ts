@@ -280,6 +280,16 @@ export class Generation {
       }),
     );
     signal?.removeEventListener("abort", onOuter);
+    if (!failure && !ac.signal.aborted) {
+      // A worker that got ready and then died while the others were still starting (e.g. it
+      // listened, then failed to bind a second port) fails the start: a generation never goes
+      // live short of a worker, and nothing replaces a worker before the generation is live.
+      const dead = this.slots.find((s) => !s.child || s.child.exitInfo);
+      if (dead) {
+        const how = dead.child?.exitInfo?.describe() ?? dead.lastExit ?? "exited";
+        failure = { slot: dead, result: { ok: false, ms: 0, kind: "exited", reason: `ready, then ${how} before the generation was ready` } };
+      }
+    }
     const audit = this.opts.strategy.audit;
     if (!failure && !ac.signal.aborted && audit) {
       // Before the generation counts as ready (fd: the socket audit). Warnings go to the

@@ -10,6 +10,8 @@
  *    reset, on every reload.
  *  - serve.build = true (what hr init writes for Go): hr serve builds before its first
  *    generation too; it used to start the binary hr dev had left, i.e. old code.
+ *  - serve: a worker that got ready and died while its siblings were still starting was
+ *    never replaced and never reported: the generation went live one worker short.
  */
 import { afterEach, beforeAll, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync } from "node:fs";
@@ -123,4 +125,35 @@ build = true
   expect(code).toBe(1);
   expect(h.logs()).toMatch(/syntax error/);
   expect(h.logs()).toMatch(/build failed.*nothing started/);
+}, 30_000);
+
+test("serve: a worker that gets ready and then dies before the other workers are ready fails the start (no generation goes live short of a worker)", async () => {
+  // w1 listens at once, then dies (like an app whose second, fixed port is taken); w2 listens after 1.5 s.
+  const app = `const w = process.env.HR_WORKER;
+const server = require("http").createServer((q, s) => s.end("w" + w + "\\n"));
+if (w === "1")
+  server.listen(+process.env.PORT, () => setTimeout(() => { console.error("Error: listen EADDRINUSE: address already in use 0.0.0.0:4101"); process.exit(1); }, 200));
+else setTimeout(() => server.listen(+process.env.PORT), 1500);
+`;
+  const h = await startServe({
+    toml: `[run]
+cmd = ["node", "app.js"]
+
+[[listen]]
+name = "http"
+address = "127.0.0.1:0"
+
+[serve]
+strategy = "proxy"
+workers = 2
+ready = { type = "tcp", timeout = "20s" }
+`,
+    files: { "app.js": app },
+    waitReady: false,
+  });
+  const code = await Promise.race([h.proc.exited, Bun.sleep(15_000).then(() => "timeout")]);
+  expect(h.logs()).not.toMatch(/serving gen1/);
+  expect(code).toBe(1);
+  expect(h.logs()).toMatch(/gen1\/w1: ready, then exited with code 1 before the generation was ready/);
+  expect(h.logs()).toMatch(/EADDRINUSE/);
 }, 30_000);
