@@ -415,7 +415,7 @@ describe("proxy: slow and idle clients", () => {
     const started = Date.now();
     // One header byte per second, for up to 40 s (a header timeout is expected well before).
     const slow = Array.from({ length: 300 }, (_, i) =>
-      exchange(h.port, [`GET /slow${i} HTTP/1.1\r\n${"Host: hr.test\r\n"}X-Slow: `, ...Array.from({ length: 40 }, () => "x")], { pauseMs: 1000, maxMs: 45_000, quietMs: 200 }),
+      exchange(h.port, [`GET /slow${i} HTTP/1.1\r\n${"Host: hr.test\r\n"}X-Slow: `, ...Array.from({ length: 40 }, () => "x")], { pauseMs: 1000, maxMs: 45_000, quietMs: 3000 }), // hr closes right after its 408; under load the FIN can trail the response by more than a few hundred ms
     );
     await Bun.sleep(1000);
     const t0 = Date.now();
