@@ -393,6 +393,9 @@ group("dieWithParent", () => {
     const { mid, pid, diesWithParent } = await intermediate("die");
     expect(diesWithParent).toBe(true);
     expect(alive(pid)).toBe(true);
+    // setpriv sets the death signal, then execs the program: kill the parent only once that
+    // has happened (under heavy load the test could otherwise SIGKILL it before setpriv ran).
+    await waitFor(() => readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "sleep", 2000, "setpriv to exec sleep");
     mid.kill("SIGKILL");
     await mid.exited;
     await waitFor(() => !alive(pid), 2000, "child to die with its parent");
