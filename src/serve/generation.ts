@@ -121,6 +121,17 @@ const OUTPUT_LINES = 20;
 /** How runtimes report a bind() of a port already taken (Go, Node, Python, Bun, Ruby, Java …). */
 const EADDRINUSE = /EADDRINUSE|address already in use|Address in use|port \d+ (is )?(already )?in use/i;
 
+/**
+ * The port an "address in use" line names, when it names one: Node's "… in use 0.0.0.0:4101" /
+ * ":::4101", Go's "listen tcp :8080: bind: …", Bun's "Is port 3000 in use?", uvicorn's
+ * "('127.0.0.1', 8000)". Python's bare "[Errno 98] Address already in use" names none.
+ */
+function portInLine(line: string): number | undefined {
+  const m = line.match(/\bport (\d{1,5})\b/i) ?? line.match(/', (\d{1,5})\)/) ?? [...line.matchAll(/:(\d{1,5})\b/g)].pop();
+  const n = m ? Number(m[1]) : NaN;
+  return n > 0 && n < 65536 ? n : undefined;
+}
+
 interface WorkerSlot {
   /** 1-based worker number (HR_WORKER). */
   readonly index: number;
@@ -529,6 +540,23 @@ export class Generation {
    */
   private tellFight(source: string, pid: number, line: string): void {
     const held = this.opts.strategy.sockets.describe();
+    const port = portInLine(line);
+    const tcp = this.opts.strategy.sockets.listeners.filter((l) => l.port !== undefined);
+    if (port !== undefined && !tcp.some((l) => l.port === port)) {
+      // Not hr's port: a port of the app's own, which one copy of the app already holds.
+      this.log.error(
+        `${source} (pid ${pid}) cannot bind: "${line.trim().slice(0, 160)}". Port ${port} is not one hr holds (${held || "none"}): another process has it — under hr serve most likely another worker or the previous generation of this app, since workers (and two generations during a reload) run side by side. Give it to hr as a [[listen]] entry with serve.strategy = "fd" and run.capture = true (every worker then gets hr's shared socket), or make the port configurable`,
+        { event: "port_conflict", generation: this.number, pid, port },
+      );
+      return;
+    }
+    if (this.cfg.run.capture && port !== undefined && this.cfg.serve.strategy === "proxy" && tcp[0]?.port !== port) {
+      this.log.error(
+        `${source} (pid ${pid}) cannot bind: "${line.trim().slice(0, 160)}". Under serve.strategy = "proxy", run.capture hands over only the first TCP [[listen]] port (${tcp[0]?.port}); the app's own bind of ${port} meets hr's listener. Use serve.strategy = "fd" (capture then hands over every [[listen]] port), or remove that [[listen]] entry`,
+        { event: "port_conflict", generation: this.number, pid, port },
+      );
+      return;
+    }
     if (!held || this.cfg.run.capture) return;
     const how =
       this.cfg.serve.strategy === "proxy"

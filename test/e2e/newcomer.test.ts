@@ -12,11 +12,14 @@
  *    generation too; it used to start the binary hr dev had left, i.e. old code.
  *  - serve: a worker that got ready and died while its siblings were still starting was
  *    never replaced and never reported: the generation went live one worker short.
+ *  - serve: an app that binds a second, fixed port of its own cannot run two workers; hr
+ *    said "hr holds <its port> itself … set run.capture = true" — wrong port, wrong fix.
  */
 import { afterEach, beforeAll, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { get } from "../helpers/http.ts";
+import { freePort } from "../helpers/dev.ts";
 import { ensureBinary } from "../helpers/hr.ts";
 import { startLoad } from "../../scripts/harness/load.ts";
 import { cleanupServes, startServe } from "../helpers/serve.ts";
@@ -156,4 +159,33 @@ ready = { type = "tcp", timeout = "20s" }
   expect(code).toBe(1);
   expect(h.logs()).toMatch(/gen1\/w1: ready, then exited with code 1 before the generation was ready/);
   expect(h.logs()).toMatch(/EADDRINUSE/);
+}, 30_000);
+
+test("serve: two workers of an app that binds a fixed port of its own — hr names that port as not its own, not hr's", async () => {
+  const admin = freePort();
+  const app = `const http = require("http");
+http.createServer((q, s) => s.end("ok\\n")).listen(+process.env.PORT);
+if (process.env.HR_WORKER === "2") setTimeout(() => http.createServer((q, s) => s.end("admin\\n")).listen(${admin}, "127.0.0.1"), 300);
+else http.createServer((q, s) => s.end("admin\\n")).listen(${admin}, "127.0.0.1");
+`;
+  const h = await startServe({
+    toml: `[run]
+cmd = ["node", "app.js"]
+
+[[listen]]
+name = "http"
+address = "127.0.0.1:0"
+
+[serve]
+strategy = "proxy"
+workers = 2
+ready = { type = "tcp", timeout = "20s" }
+`,
+    files: { "app.js": app },
+    waitReady: false,
+  });
+  const m = await h.waitForLog(/cannot bind: .*/, 15_000);
+  expect(m[0]).toContain(`Port ${admin} is not one hr holds`);
+  expect(m[0]).not.toContain("set run.capture = true");
+  await h.stop();
 }, 30_000);
