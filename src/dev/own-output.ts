@@ -11,9 +11,10 @@
  * artefacts a build writes into watched directories (exclude them with
  * watch.exclude, e.g. "tmp/**").
  */
-import { fstatSync, readlinkSync } from "node:fs";
+import { fstatSync } from "node:fs";
 import { isAbsolute, relative, resolve } from "node:path";
 import type { Config } from "../config/schema.ts";
+import { fdTarget } from "../platform/proc.ts";
 import { toArgv } from "../process/command.ts";
 
 /** A literal path as a Bun.Glob pattern (metacharacters escaped). */
@@ -38,7 +39,8 @@ export function ownOutput(root: string, cfg: Config): OwnOutput {
   for (const fd of [1, 2]) {
     try {
       if (!fstatSync(fd).isFile()) continue;
-      const rel = inside(root, readlinkSync(`/proc/self/fd/${fd}`));
+      const file = fdTarget(fd);
+      const rel = file ? inside(root, file) : null;
       if (rel) paths.add(rel);
     } catch {
       /* closed fd, no /proc */

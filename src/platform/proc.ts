@@ -2,7 +2,7 @@
  * /proc readers (Linux). Synchronous, best-effort: unreadable entries
  * (processes that exited mid-scan, other users' fds) are skipped, never thrown.
  */
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from "node:fs";
 
 export interface SocketEntry {
   inode: number;
@@ -117,6 +117,15 @@ export function cmdline(pid: number): string | undefined {
   return parts.join(" ") || undefined;
 }
 
+/** Where fd `fd` of `pid` points (the /proc/PID/fd/N symlink: a path, "socket:[N]", "pipe:[N]"); undefined when unreadable. */
+export function fdTarget(fd: number | string, pid: number | "self" = "self"): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Socket inodes held open by `pid` (from the "socket:[N]" fd symlinks). Map inode -> fd numbers. */
 export function socketInodesOf(pid: number): Map<number, number[]> {
   const out = new Map<number, number[]>();
@@ -127,13 +136,8 @@ export function socketInodesOf(pid: number): Map<number, number[]> {
     return out;
   }
   for (const fd of fds) {
-    let link: string;
-    try {
-      link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      continue;
-    }
-    if (!link.startsWith("socket:[")) continue;
+    const link = fdTarget(fd, pid);
+    if (!link?.startsWith("socket:[")) continue;
     const inode = Number(link.slice(8, -1));
     let list = out.get(inode);
     if (!list) out.set(inode, (list = []));
@@ -254,6 +258,11 @@ export function tcpSockets(pid: number | "self" = "self"): SocketEntry[] {
   return readTcpTables(pid, false);
 }
 
+/** Whether this system has the /proc/net TCP tables (Linux with /proc mounted). */
+export function hasTcpTables(): boolean {
+  return existsSync("/proc/self/net/tcp");
+}
+
 /** The listening TCP sockets of the network namespace of `pid` (stops reading at the first other line). */
 export function listeningTcpSockets(pid: number | "self" = "self"): SocketEntry[] {
   return readTcpTables(pid, true);
@@ -302,16 +311,7 @@ export function pidsHoldingInode(inode: number): number[] {
     } catch {
       continue;
     }
-    for (const fd of fds) {
-      try {
-        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === want) {
-          out.push(pid);
-          break;
-        }
-      } catch {
-        /* fd closed mid-scan */
-      }
-    }
+    if (fds.some((fd) => fdTarget(fd, pid) === want)) out.push(pid); // an fd closed mid-scan is skipped
   }
   return out;
 }

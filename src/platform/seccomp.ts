@@ -14,9 +14,10 @@
  * says which, and callers report it instead of running without capture.
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
-import { readFileSync, readlinkSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { release } from "node:os";
 import { errno, LibcError, strerror } from "./libc.ts";
+import { fdTarget } from "./proc.ts";
 
 const X64 = process.arch === "x64";
 const NR = X64 ? { bind: 49, listen: 50, seccomp: 317 } : { bind: 200, listen: 201, seccomp: 277 };
@@ -418,12 +419,8 @@ export function tgidOf(tid: number): number {
 
 /** "socket:[123]" → 123 for the caller's fd, or null. */
 export function socketInode(pid: number, fd: number): number | null {
-  try {
-    const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
+  const m = /^socket:\[(\d+)\]$/.exec(fdTarget(fd, pid) ?? "");
+  return m ? Number(m[1]) : null;
 }
 
 /** File status flags and close-on-exec of the caller's fd (/proc/pid/fdinfo). */

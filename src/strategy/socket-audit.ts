@@ -14,10 +14,9 @@
  * one keeps serving). A worker that still holds the fd is only warned about: it
  * may serve fd 3 and open an admin/metrics/debug port as well, which is fine.
  */
-import { existsSync } from "node:fs";
 import type { Logger } from "../log/logger.ts";
 import type { AuditResult } from "./types.ts";
-import { descendants, environValue, listeningTcpSockets, socketInodesOf } from "../platform/proc.ts";
+import { descendants, environValue, hasTcpTables, listeningTcpSockets, socketInodesOf } from "../platform/proc.ts";
 
 export interface ForeignListener {
   /** The process holding it (the worker or one of its descendants). */
@@ -88,7 +87,7 @@ export function describeAudit(gen: string, a: WorkerAudit, count: number): strin
 /** Audits every worker of a just-ready generation; logs an error per offending worker. Linux only (no-op elsewhere). */
 export function auditGeneration(gen: string, workers: readonly { worker: number; pid: number }[], hrInodes: ReadonlySet<number>, log: Logger): AuditResult {
   const verdict: AuditResult = { warnings: new Map() };
-  if (!hrInodes.size || !workers.length || !existsSync("/proc/self/net/tcp")) return verdict;
+  if (!hrInodes.size || !workers.length || !hasTcpTables()) return verdict;
   const t0 = performance.now();
   const listening = listeningTcp(workers[0]!.pid); // the workers share hr's network namespace
   for (const { worker, pid } of workers) {
