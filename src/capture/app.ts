@@ -144,7 +144,7 @@ export function observeStart(opts: { capture: Capture; argv: string[]; cwd: stri
 /** The conflict message: the app binds a port hr holds itself (without capture). */
 export function conflictMessage(who: string, e: { port: number; host: string }, holds: string, strategy: "fd" | "proxy"): string {
   const how = strategy === "proxy" ? "hr's proxy accepts there; the app must bind $PORT, its private port" : "dev.strategy = \"fd\" passes it at fd 3 (LISTEN_FDS) for the app to adopt";
-  return `${who} binds ${e.host}:${e.port} itself, but hr holds that port (${holds}; ${how}): the app gets EADDRINUSE. Fix without code changes: set run.capture = true, and hr hands the app its socket when it binds`;
+  return `${who} binds ${e.host}:${e.port} itself, but hr holds that port (${holds}; ${how}): the app gets EADDRINUSE. Fix without code changes: set run.capture = true (or pass --capture), and hr hands the app its socket when it binds`;
 }
 
 /** A captured app's environment: no LISTEN_* (nothing to adopt), PORT = the [[listen]] port it binds. */

@@ -38,6 +38,13 @@ export function needsPort(type: ReadyType): boolean {
   return type === "http" || type === "tcp";
 }
 
+/** What a stock app (one that sends nothing) needs instead, said when a code-dependent readiness type times out. */
+const TIMEOUT_HINT: Partial<Record<string, string>> = {
+  notify:
+    ': the app never sent READY=1 to $NOTIFY_SOCKET. An app without that code: set run.capture = true with a [[listen]] for its port (ready when it listens; no config: `hr serve --listen :PORT --capture -- CMD`), or serve.ready.type = "tcp" / "delay"',
+  ipc: ': the app never called process.send("ready"). An app without that code: set run.capture = true with a [[listen]] for its port, or serve.ready.type = "tcp" / "delay"',
+};
+
 export type ReadyResult =
   | { ok: true; ms: number }
   | { ok: false; ms: number; reason: string; kind: "timeout" | "exited" | "probe" | "aborted" };
@@ -86,7 +93,7 @@ export async function waitReady(opts: WaitReadyOptions): Promise<ReadyResult> {
     case "ready":
       return { ok: true, ms };
     case "timeout":
-      return { ok: false, ms, kind: "timeout", reason: `not ready after ${formatMs(opts.config.timeout)} (ready.type = ${JSON.stringify(opts.config.type)})` };
+      return { ok: false, ms, kind: "timeout", reason: `not ready after ${formatMs(opts.config.timeout)} (ready.type = ${JSON.stringify(opts.config.type)})${TIMEOUT_HINT[opts.config.type] ?? ""}` };
     case "exited":
       return { ok: false, ms, kind: "exited", reason: `${outcome.info.describe()} before it was ready` };
     case "aborted":

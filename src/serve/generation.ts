@@ -563,7 +563,7 @@ export class Generation {
         ? "hr's proxy holds that address; the worker must bind $PORT (its private port)"
         : 'serve.strategy = "fd" passes it at fd 3 (LISTEN_FDS); the worker must adopt it instead of binding';
     this.log.error(
-      `${source} (pid ${pid}) cannot bind: "${line.trim().slice(0, 160)}". hr holds ${held} itself (${how}). Fix without code changes: set run.capture = true, and hr hands the app its socket when it binds`,
+      `${source} (pid ${pid}) cannot bind: "${line.trim().slice(0, 160)}". hr holds ${held} itself (${how}). Fix without code changes: set run.capture = true (or pass --capture), and hr hands the app its socket when it binds`,
       { event: "port_conflict", generation: this.number, pid },
     );
   }

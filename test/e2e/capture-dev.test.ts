@@ -133,7 +133,7 @@ http.createServer((req, res) => res.end(version)).listen(${port});
     const hr = h.start(dir);
     await hr.waitFor(/binds .*:\d+ itself, but hr holds that port/);
     expect(hr.output).toContain(`hr holds that port (http=127.0.0.1:${port}; dev.strategy = "fd" passes it at fd 3`);
-    expect(hr.output).toContain("set run.capture = true");
+    expect(hr.output).toContain("set run.capture = true (or pass --capture)"); // the fix for `hr dev --listen :PORT -- CMD` too
     await hr.waitFor(/app exited with code 1/); // the EADDRINUSE it was warned about
   }, 30_000);
 
