@@ -34,10 +34,11 @@
  * GOPATH-mode into a temp dir, skipped with a note if go is missing), python3, pm2 (installed with `npm i --no-save pm2`
  * into $TMPDIR/hr-bench-pm2 if not on PATH; PM2_HOME is a temp dir, `pm2 kill` always runs).
  * Loopback only. Every process the script starts carries HR_BENCH_TAG in its
- * environment and is SIGKILLed at the end (process groups, then a /proc sweep).
+ * environment and is started through scripts/harness/process.ts; everything is
+ * SIGKILLed at the end (process groups, then a /proc sweep).
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, freemem, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { connect } from "node:net";
@@ -46,6 +47,7 @@ import { freePort } from "../../src/sockets/free-port.ts";
 import { environHas, pidsWithEnv } from "../../src/platform/proc.ts";
 import { npmPeerBin } from "./lib.ts";
 import { percentile, startLoad, type LoadResult } from "../harness/load.ts";
+import { Harness, type Proc } from "../harness/process.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const BIN = join(ROOT, "node_modules", ".bin");
@@ -86,8 +88,8 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 const round = (x: number, d = 0) => (Number.isFinite(x) ? Number(x.toFixed(d)) : null);
 
 // ---------------------------------------------------------------- processes
-/** Process groups we started (Bun.spawn detached → own session and group). */
-const groups = new Set<number>();
+/** Every process we start (detached: own session and group), through the shared harness. */
+const harness = new Harness("HR_BENCH_PROC");
 
 function tagged(env: Record<string, string | undefined> = {}): Record<string, string> {
   return { ...process.env, PATH: `${BIN}:${process.env.PATH}`, NO_COLOR: "1", ...env, HR_BENCH_TAG: TAG } as Record<string, string>;
@@ -107,8 +109,7 @@ function killGroup(pgid: number, sig: NodeJS.Signals = "SIGKILL") {
 
 /** SIGKILL every group we started and every tagged process left. */
 function sweep(): number {
-  for (const g of groups) killGroup(g);
-  groups.clear();
+  harness.killAllNow();
   const left = taggedPids();
   for (const p of left) {
     try {
@@ -118,18 +119,18 @@ function sweep(): number {
   return left.length;
 }
 
-function spawnTracked(argv: string[], opts: { cwd: string; env?: Record<string, string | undefined>; stdout?: "pipe" | "ignore" | string }) {
+/** Starts argv in its own group; stdout "pipe" (captured, stderr too), "ignore", or a file path (stderr to path.err). */
+function spawnTracked(argv: string[], opts: { cwd: string; env?: Record<string, string | undefined>; stdout?: "pipe" | "ignore" | string }): Proc {
   const out = opts.stdout ?? "ignore";
-  const p = Bun.spawn(argv, {
-    cwd: opts.cwd,
-    env: tagged(opts.env),
-    stdin: "ignore",
-    stdout: out === "pipe" || out === "ignore" ? out : Bun.file(out),
-    stderr: out === "pipe" || out === "ignore" ? "ignore" : Bun.file(`${out}.err`),
-    detached: true,
-  });
-  groups.add(p.pid);
-  return p;
+  if (out === "pipe" || out === "ignore") return harness.spawn(argv, { cwd: opts.cwd, env: tagged(opts.env), output: out, detached: true });
+  const stdout = openSync(out, "w");
+  const stderr = openSync(`${out}.err`, "w");
+  try {
+    return harness.spawn(argv, { cwd: opts.cwd, env: tagged(opts.env), output: { stdout, stderr }, detached: true });
+  } finally {
+    closeSync(stdout);
+    closeSync(stderr);
+  }
 }
 
 interface CmdResult {
@@ -145,10 +146,10 @@ async function run(argv: string[], opts: { cwd: string; env?: Record<string, str
   const t0 = performance.now();
   const p = spawnTracked(argv, { cwd: opts.cwd, env: opts.env, stdout: f });
   const timer = setTimeout(() => killGroup(p.pid), opts.timeoutMs);
-  const code = await p.exited;
+  const code = await p.proc.exited;
   const ms = performance.now() - t0;
   clearTimeout(timer);
-  groups.delete(p.pid);
+  harness.forget(p);
   const read = (x: string) => (existsSync(x) ? readFileSync(x, "utf8") : "");
   const r = { code, stdout: read(f), stderr: read(`${f}.err`), ms };
   rmSync(join(f, ".."), { recursive: true, force: true });
@@ -168,35 +169,6 @@ async function waitHttp(url: string, timeoutMs: number, alive?: () => boolean): 
     await sleep(20);
   }
   throw new Error(`${url} not serving within ${timeoutMs} ms`);
-}
-
-/** Resolves when a line of the stream matches; keeps draining it afterwards. */
-function lineWatcher(stream: ReadableStream<Uint8Array>) {
-  let buf = "";
-  let waiters: { re: RegExp; resolve: () => void }[] = [];
-  const seen: string[] = [];
-  (async () => {
-    const dec = new TextDecoder();
-    for await (const chunk of stream) {
-      buf += dec.decode(chunk, { stream: true });
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (seen.length < 50) seen.push(line);
-        waiters = waiters.filter((w) => (w.re.test(line) ? (w.resolve(), false) : true));
-      }
-    }
-  })().catch(() => {});
-  return {
-    wait(re: RegExp, timeoutMs: number): Promise<void> {
-      return new Promise((res, rej) => {
-        const t = setTimeout(() => rej(new Error(`no line matching ${re} within ${timeoutMs} ms`)), timeoutMs);
-        waiters.push({ re, resolve: () => (clearTimeout(t), res()) });
-      });
-    },
-    seen,
-  };
 }
 
 // ---------------------------------------------------------------- /proc
@@ -317,7 +289,7 @@ async function startHr(strategy: string, workers: number, app?: NaiveApp): Promi
   const url = `http://127.0.0.1:${port}/`;
   const logs = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "") + (existsSync(`${logFile}.err`) ? readFileSync(`${logFile}.err`, "utf8") : "");
   let exited = false;
-  void proc.exited.then(() => (exited = true));
+  void proc.proc.exited.then(() => (exited = true));
   // hr's own error line plus the first error line a worker printed
   const why = () => {
     const lines = logs().split("\n");
@@ -345,7 +317,7 @@ async function startHr(strategy: string, workers: number, app?: NaiveApp): Promi
     const text = logs();
     const reason = why();
     killGroup(proc.pid);
-    await proc.exited;
+    await proc.proc.exited;
     for (const p of taggedPids(`PORT=${port}`)) killGroup(p);
     rmSync(dir, { recursive: true, force: true });
     if (/not implemented/i.test(text)) throw new NotImplemented(text.split("\n").find((l) => /not implemented/i.test(l))!.trim());
@@ -377,10 +349,10 @@ async function startHr(strategy: string, workers: number, app?: NaiveApp): Promi
         process.kill(proc.pid, "SIGTERM");
       } catch {}
       const t = setTimeout(() => killGroup(proc.pid), 15_000);
-      await proc.exited;
+      await proc.proc.exited;
       clearTimeout(t);
       for (const p of taggedPids(`PORT=${port}`)) killGroup(p); // workers' own groups, if any were left
-      groups.delete(proc.pid);
+      harness.forget(proc);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -406,15 +378,10 @@ async function startNaive(app?: NaiveApp): Promise<Target> {
   const dir = app ? mkdtempSync(join(tmpdir(), "hr-zd-naive-")) : appCopy();
   const port = freePort();
   const start = async () => {
-    const p = spawnTracked(app ? app.cmd() : ["node", "server.mjs"], { cwd: dir, env: { PORT: String(port) }, stdout: "pipe" });
-    if (app) {
-      let exited = false;
-      void p.exited.then(() => (exited = true));
-      await waitPort(port, 20_000, () => !exited);
-    } else {
-      const lines = lineWatcher(p.stdout as ReadableStream<Uint8Array>);
-      await lines.wait(/listening on/, 20_000);
-    }
+    // A naive app's output is not read (Gin logs every request): discarded, not piped.
+    const p = spawnTracked(app ? app.cmd() : ["node", "server.mjs"], { cwd: dir, env: { PORT: String(port) }, stdout: app ? "ignore" : "pipe" });
+    if (app) await waitPort(port, 20_000, () => p.running);
+    else await p.waitFor(/listening on/, 20_000);
     return p;
   };
   let proc = await start();
@@ -428,9 +395,9 @@ async function startNaive(app?: NaiveApp): Promise<Target> {
       try {
         process.kill(proc.pid, "SIGTERM");
         const t = setTimeout(() => killGroup(proc.pid), 15_000);
-        await proc.exited;
+        await proc.proc.exited;
         clearTimeout(t);
-        groups.delete(proc.pid);
+        harness.forget(proc);
         proc = await start();
         const ms = performance.now() - t0;
         return { ok: true, ms, cmdMs: ms };
@@ -441,8 +408,8 @@ async function startNaive(app?: NaiveApp): Promise<Target> {
     },
     async stop() {
       killGroup(proc.pid);
-      await proc.exited;
-      groups.delete(proc.pid);
+      await proc.proc.exited;
+      harness.forget(proc);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -16,8 +16,8 @@ export interface SpawnOptions {
   /** The complete environment (the tag is added). */
   env: Record<string, string | undefined>;
   stdin?: "pipe" | "ignore";
-  /** "pipe" (default): captured in output; a number: stdout and stderr go to that fd. */
-  output?: "pipe" | number;
+  /** "pipe" (default): captured in output; "ignore"; a number: stdout and stderr go to that fd; or one fd each. */
+  output?: "pipe" | "ignore" | number | { stdout: number; stderr: number };
   /** Own process group (and session): kill() also SIGKILLs -pid. */
   detached?: boolean;
 }
@@ -39,9 +39,10 @@ export class Proc {
   ) {
     this.tag = `${process.pid}-${Date.now().toString(36)}-${seq++}`;
     const sink = opts.output ?? "pipe";
+    const [stdout, stderr] = typeof sink === "object" ? [sink.stdout, sink.stderr] : [sink, sink];
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries({ ...opts.env, [tagVar]: this.tag })) if (v !== undefined) env[k] = v;
-    this.proc = Bun.spawn(argv, { cwd: opts.cwd, env, stdin: opts.stdin ?? "ignore", stdout: sink, stderr: sink, detached: opts.detached ?? false }) as Proc["proc"];
+    this.proc = Bun.spawn(argv, { cwd: opts.cwd, env, stdin: opts.stdin ?? "ignore", stdout, stderr, detached: opts.detached ?? false }) as Proc["proc"];
     const pump = async (s: ReadableStream<Uint8Array>) => {
       const dec = new TextDecoder();
       for await (const chunk of s) {
@@ -135,8 +136,8 @@ export class Proc {
     return pidsWithEnv(this.tagVar, this.tag).filter((p) => p !== process.pid);
   }
 
-  /** SIGKILL its group (detached) and every tagged process, until none is left (≤ 2 s); returns the survivors. */
-  async kill(): Promise<number[]> {
+  /** One SIGKILL to its group (detached) and every tagged process; returns how many tagged processes were alive. */
+  killOnce(): number {
     if (this.opts.detached) {
       try {
         process.kill(-this.pid, "SIGKILL");
@@ -144,16 +145,21 @@ export class Proc {
         /* gone */
       }
     }
-    for (let i = 0; i < 100; i++) {
-      const left = this.survivors();
-      if (left.length === 0) return [];
-      for (const pid of left) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
+    const left = this.survivors();
+    for (const pid of left) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* gone */
       }
+    }
+    return left.length;
+  }
+
+  /** SIGKILL its group (detached) and every tagged process, until none is left (≤ 2 s); returns the survivors. */
+  async kill(): Promise<number[]> {
+    for (let i = 0; i < 100; i++) {
+      if (this.killOnce() === 0) return [];
       await Bun.sleep(20);
     }
     return this.survivors();
@@ -170,6 +176,19 @@ export class Harness {
     const p = new Proc(argv, opts, this.tagVar);
     this.procs.add(p);
     return p;
+  }
+
+  /** Drops a process that has exited and whose leftovers the caller handled (a finished command). */
+  forget(p: Proc): void {
+    this.procs.delete(p);
+  }
+
+  /** Synchronous cleanup for signal handlers and exit paths: one SIGKILL to everything (Proc.killOnce); returns how many were alive. */
+  killAllNow(): number {
+    let n = 0;
+    for (const p of this.procs) n += p.killOnce();
+    this.procs.clear();
+    return n;
   }
 
   /**
