@@ -139,8 +139,11 @@ export function detectProject(dir: string, options: DetectOptions = {}): Detecti
 function decide(ctx: Ctx, p: Proposal): Detection {
   const { dir, reasons } = ctx;
   // The files the run command names are read first (their port wins over a config file's).
-  const named = new Set(typeof p.run === "string" ? p.run.split(/\s+/) : p.run);
-  const sources = listSources(dir, p.sourceExts, 60)
+  const named = new Set((typeof p.run === "string" ? p.run.split(/\s+/) : p.run).map((a) => a.replace(/^\.\//, "")));
+  const listed = listSources(dir, p.sourceExts, 60);
+  // A run file without a source extension (Express's generated bin/www) is read too.
+  for (const f of named) if (!listed.includes(f) && /^\w[\w./-]*$/.test(f) && !f.includes("..") && has(dir, f) && !isDir(join(dir, f))) listed.push(f);
+  const sources = listed
     .sort((a, b) => Number(named.has(b)) - Number(named.has(a)))
     .map((file) => ({ file, text: stripComments(read(dir, file) ?? "", file) }));
   const base: ProjectBasics & Pick<Detection, "reasons" | "missing" | "warnings" | "envFiles"> = {
@@ -506,11 +509,18 @@ function detectPython(ctx: Ctx): Proposal | undefined {
 }
 
 /** `app = FastAPI()` in main.py → "main:app". */
-function pythonAppRef(dir: string, files: string[]): { ref: string; why: string } | undefined {
+function pythonAppRef(dir: string, files: string[], packages = true): { ref: string; why: string } | undefined {
   const ordered = [...["main.py", "app.py", "server.py", "wsgi.py", "asgi.py"].filter((f) => files.includes(f)), ...files];
   for (const file of ordered) {
     const m = (read(dir, file) ?? "").match(/^(\w+)\s*=\s*(FastAPI|Flask|Starlette|Quart|Sanic|falcon\.App|falcon\.asgi\.App)\s*\(/m);
     if (m) return { ref: `${file.replace(/\.py$/, "")}:${m[1]}`, why: `${file} defines ${m[1]} = ${m[2]}()` };
+  }
+  // A package one level down (FastAPI's "bigger applications": app/__init__.py + app/main.py) → "app.main:app".
+  if (!packages) return undefined;
+  for (const pkg of safeList(dir).filter((d) => /^\w+$/.test(d) && !["venv", "tests", "test"].includes(d) && has(dir, `${d}/__init__.py`)).sort()) {
+    const inner = safeList(join(dir, pkg)).filter((f) => /^\w+\.py$/.test(f) && f !== "__init__.py");
+    const ref = pythonAppRef(join(dir, pkg), [...["main.py", "app.py", "server.py", "asgi.py", "wsgi.py"].filter((f) => inner.includes(f)), ...inner].filter((f, i, a) => a.indexOf(f) === i), false);
+    if (ref) return { ref: `${pkg}.${ref.ref}`, why: `${pkg}/${ref.why}` };
   }
   return undefined;
 }

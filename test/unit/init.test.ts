@@ -293,6 +293,26 @@ describe("detectProject: each framework layout as its README writes it", () => {
     expect(detect(files).run).toEqual(["uvicorn", "main:app"]);
   });
 
+  test("FastAPI's bigger-applications layout (app/__init__.py, app/main.py): uvicorn app.main:app, not main:app", () => {
+    const d = detect({
+      "requirements.txt": "fastapi[standard]\n",
+      "app/__init__.py": "",
+      "app/main.py": 'from fastapi import FastAPI\n\napp = FastAPI()\n\n@app.get("/")\nasync def root():\n    return {"message": "Hello Bigger Applications!"}\n',
+    });
+    expect(d.run).toEqual(["uvicorn", "app.main:app"]);
+    expect(d.reasons).toContain("run: uvicorn app.main:app (app/main.py defines app = FastAPI())");
+  });
+
+  test("Express generator: the port is read from the run file bin/www (no extension), PORT || '3000'", () => {
+    const d = detect({
+      "package.json": JSON.stringify({ name: "gen", scripts: { start: "node ./bin/www" }, dependencies: { express: "^4" } }),
+      "bin/www": "#!/usr/bin/env node\nvar app = require('../app');\nvar http = require('http');\nvar port = normalizePort(process.env.PORT || '3000');\nvar server = http.createServer(app);\nserver.listen(port);\n",
+      "app.js": "var express = require('express'); var app = express(); module.exports = app;\n",
+    });
+    expect(d.run).toEqual(["node", "./bin/www"]);
+    expectCapture(d, 3000);
+  });
+
   test("a port other than the framework CLI's default is passed to it: uvicorn --port, flask run --port, runserver ADDR", () => {
     const api = detect({ "requirements.txt": "fastapi\n", "main.py": "app = FastAPI()\n", ".env": "PORT=8100\n" }, onPath("python3"));
     expect(api.run).toEqual(["python3", "-m", "uvicorn", "main:app", "--port", "8100"]);
