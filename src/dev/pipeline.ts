@@ -193,7 +193,7 @@ export class DevSession {
     return this.waiting("quit");
   }
 
-  /** Takes every waiting change, manual restart and crash-restart timer out of the inbox. */
+  /** Takes every waiting change, manual restart, crash and crash-restart timer out of the inbox. */
   private takeWork(): Set<DevEvent["kind"]> {
     const kinds = new Set(this.inbox.map((e) => e.kind));
     this.inbox.splice(0, this.inbox.length, ...this.inbox.filter((e) => e.kind === "quit"));
@@ -223,13 +223,15 @@ export class DevSession {
       if (this.quitRequested) break;
       // A change or r+Enter builds and restarts (a crash restart waiting is folded into it).
       const work = this.takeWork();
-      if (work.has("change") || work.has("manual")) {
+      const built = work.has("change") || work.has("manual");
+      if (built) {
         const trigger: Trigger = first ? "start" : work.has("manual") && !work.has("change") ? "manual" : "change";
         first = false;
         await this.cycle(trigger);
       } else if (work.has("crash-timer")) {
         await this.restart("crash", null);
       }
+      this.decideCrashRestart(built);
     }
     await this.teardown();
     return this.projectGone ? 1 : 0;
@@ -350,15 +352,9 @@ export class DevSession {
             code: result.kind === "failed" ? result.exit.code : null,
             signal: result.kind === "failed" ? result.exit.signal : null,
           });
+          // An app that crashed meanwhile: run() decides its restart (decideCrashRestart).
           const app = this.state.app;
-          // The app crashed while this build ran: onExit left the restart to the build,
-          // which failed; with restart_on_crash the last good app comes back after the backoff.
-          if (app.status === "crashed" && this.cfg.dev.restart_on_crash && !this.quitRequested && !this.waiting("change") && !this.waiting("manual")) {
-            const delayMs = this.crashes.currentDelay();
-            this.strategy?.down?.(this.downMessage(`the app ${app.exit.describe()}`, delayMs));
-            this.log.info(`gen ${app.gen} crashed during the build: restarting it in ${formatMs(delayMs)}`);
-            this.scheduleCrashRestart(delayMs);
-          } else if (app.status === "none") {
+          if (app.status === "none") {
             this.strategy?.down?.(this.downMessage(`the build failed (${describeStep(result.step)} ${what})`));
           }
           return;
@@ -374,6 +370,26 @@ export class DevSession {
       }
     }
     await this.restart(trigger, buildMs, builtAt);
+  }
+
+  /**
+   * The one place that decides a crash restart, called by run() after each turn: an app
+   * that exited on its own and was not replaced since (its crash, or a build that failed
+   * after it) comes back after CrashBackoff's delay with dev.restart_on_crash. Not when a
+   * change, r+Enter or quit is waiting (the next turn replaces the app or ends), nor while
+   * a timer is already armed (phase backoff).
+   */
+  private decideCrashRestart(afterBuild: boolean): void {
+    const app = this.state.app;
+    if (app.status !== "crashed" || !this.cfg.dev.restart_on_crash || this.state.phase.kind !== "idle") return;
+    if (this.quitRequested || this.waiting("change") || this.waiting("manual")) return;
+    const delayMs = this.crashes.currentDelay();
+    if (afterBuild) {
+      // onExit announced a restart by the build, which failed: the last good app comes back.
+      this.strategy?.down?.(this.downMessage(`the app ${app.exit.describe()}`, delayMs));
+      this.log.info(`gen ${app.gen} crashed during the build: restarting it in ${formatMs(delayMs)}`);
+    }
+    this.scheduleCrashRestart(delayMs);
   }
 
   /** Arms the crash-restart timer (phase backoff); the loop restarts the app when it fires. */
@@ -712,20 +728,18 @@ export class DevSession {
     }
     const crashed = `the app ${exit.describe()}`;
     this.observeNext = true;
+    // Recorded and reported here; run() decides the restart (decideCrashRestart). A
+    // build or restart under way starts a fresh app itself.
     if (!this.cfg.dev.restart_on_crash) {
       this.strategy?.down?.(this.downMessage(crashed));
       this.log.error(`${what}; restarting on the next change${this.keys ? " or r+Enter" : ""}`, fields);
-      return;
+    } else {
+      const { delayMs } = this.crashes.crashed(ranMs);
+      this.strategy?.down?.(this.downMessage(crashed, delayMs));
+      this.log.error(`${what}; restarting in ${formatMs(delayMs)}`, fields);
     }
-    const { delayMs } = this.crashes.crashed(ranMs);
-    this.strategy?.down?.(this.downMessage(crashed, delayMs));
-    this.log.error(`${what}; restarting in ${formatMs(delayMs)}`, fields);
-    if (this.state.phase.kind !== "idle") {
-      // A build or restart is already under way; it will start a fresh app (a failed
-      // build schedules the crash restart itself).
-      return;
-    }
-    this.scheduleCrashRestart(delayMs);
+    this.inbox.push({ kind: "crashed" });
+    this.wake();
   }
 
   private async teardown(): Promise<void> {

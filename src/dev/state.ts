@@ -47,7 +47,7 @@ export interface DevState {
 
 /**
  * What the loop is told (DevSession's inbox): a debounced batch of changes, r+Enter,
- * the crash-restart timer, q / Ctrl-C / SIGTERM. Run() takes them in order; a
+ * the app's own exit, the crash-restart timer, q / Ctrl-C / SIGTERM. Run() takes them in order; a
  * quit stays in the inbox until the loop ends.
  */
-export type DevEvent = { kind: "change" } | { kind: "manual" } | { kind: "crash-timer" } | { kind: "quit" };
+export type DevEvent = { kind: "change" } | { kind: "manual" } | { kind: "crashed" } | { kind: "crash-timer" } | { kind: "quit" };
