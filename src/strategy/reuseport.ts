@@ -20,6 +20,7 @@ import type { Logger } from "../log/logger.ts";
 import { formatListenAddress, parseListenAddress, type ListenAddress } from "../sockets/address.ts";
 import type { SocketSet } from "../sockets/handoff.ts";
 import { bindListener } from "../sockets/listen.ts";
+import { sysctl } from "../platform/proc.ts";
 import { toArgv } from "../process/command.ts";
 import { bunShimWiring, installBunShim } from "../shims/bun-shim.ts";
 import type { Opener } from "./types.ts";
@@ -28,15 +29,18 @@ export const TCP_MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
 
 export type MigrateReq = "on" | "off" | "unsupported";
 
-/** Reads net.ipv4.tcp_migrate_req (of hr's network namespace). */
-export function readTcpMigrateReq(path = TCP_MIGRATE_REQ): MigrateReq {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8").trim();
-  } catch {
-    return "unsupported";
+/** Reads net.ipv4.tcp_migrate_req (of hr's network namespace, through platform/proc.ts), or the file at `path` instead. */
+export function readTcpMigrateReq(path?: string): MigrateReq {
+  let text: string | undefined;
+  if (path === undefined) text = sysctl("net.ipv4.tcp_migrate_req");
+  else {
+    try {
+      text = readFileSync(path, "utf8").trim();
+    } catch {
+      /* unsupported */
+    }
   }
-  return text === "0" ? "off" : "on";
+  return text === undefined ? "unsupported" : text === "0" ? "off" : "on";
 }
 
 /** The warning hr logs at start, or undefined when connections migrate. */
