@@ -192,10 +192,17 @@ describe("hr init --yes, then the config runs the app (apps that adopt the socke
     expect(toml).toContain('cmd = "GO111MODULE=off go build -o ./tmp/app ."');
     expect(toml).toContain('type = "delay"');
     expect(said).toContain("no go.mod → GOPATH mode");
+    // init writes serve.build = true (there is a [build]): the first generation is built first.
+    expect(toml).toMatch(/^build = true/m);
     const h = await startServe({ toml, files });
-    expect(h.logs()).toContain("./tmp/app does not exist yet: building it before the first generation");
+    expect(h.logs()).toContain("serve.build = true: building before the first generation");
     expect(await waitForBody(`http://127.0.0.1:${port}/`, /go v1/)).toContain("go v1");
     expect(await h.stop()).toBe(0);
+    // With serve.build = false, the missing ./tmp/app is still built before the first generation.
+    const missing = await startServe({ toml, files, env: { HR_SERVE_BUILD: "false" } });
+    expect(missing.logs()).toContain("./tmp/app does not exist yet: building it before the first generation");
+    expect(await waitForBody(`http://127.0.0.1:${port}/`, /go v1/)).toContain("go v1");
+    expect(await missing.stop()).toBe(0);
     await devRuns(dir, "main.go", port);
   }, 120_000);
 });
