@@ -164,23 +164,36 @@ export class Capture {
     const id = this.nextId++;
     this.apps.set(id, opts.events);
     this.send({ type: "add", id, pair: mine, mode: opts.mode, targets: opts.targets });
-    let open = true;
-    let registered = true;
+    const { spawned, dispose } = this.launchHandle(id, theirs);
     return {
       argv: [...(opts.launcher ?? selfArgv()), "__capture", String(opts.fdIndex), resolved, "--", ...opts.argv],
       fd: theirs,
-      spawned: () => {
-        if (open) closeFd(theirs);
-        open = false;
-      },
+      spawned,
+      dispose,
+    };
+  }
+
+  /**
+   * The launcher's end of the pair closes once it is spawned (the child holds its copy);
+   * dispose also forgets the app and tells the notification thread to drop it.
+   */
+  private launchHandle(id: number, theirs: number): { spawned(): void; dispose(): void; registered(): boolean } {
+    let open = true;
+    let registered = true;
+    const spawned = () => {
+      if (open) closeFd(theirs);
+      open = false;
+    };
+    return {
+      spawned,
       dispose: () => {
-        if (open) closeFd(theirs);
-        open = false;
+        spawned();
         if (!registered) return;
         registered = false;
         this.apps.delete(id);
         this.send({ type: "remove", id });
       },
+      registered: () => registered,
     };
   }
 
@@ -193,31 +206,20 @@ export class Capture {
     const id = this.nextId++;
     this.apps.set(id, {});
     this.send({ type: "add", id, pair: mine, mode: "capture", targets: opts.targets, keepPair: true });
-    let open = true;
-    let registered = true;
+    const { spawned, dispose, registered } = this.launchHandle(id, theirs);
     return {
       argv: [...(opts.launcher ?? selfArgv()), "__capture", String(opts.fdIndex), "--wait"],
       fd: theirs,
-      spawned: () => {
-        if (open) closeFd(theirs);
-        open = false;
-      },
+      spawned,
       start: (app, events) => {
-        if (!registered) throw new Error("this launcher was discarded");
+        if (!registered()) throw new Error("this launcher was discarded");
         const path = resolveProgram(app.argv[0] ?? "", app.env.PATH ?? "", app.cwd);
         const env = Object.entries(app.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
         const spec: WarmSpec = { path, argv: app.argv, env, cwd: app.cwd };
         this.apps.set(id, events);
         sendText(mine, JSON.stringify(spec)); // the worker keeps `mine` open until remove
       },
-      dispose: () => {
-        if (open) closeFd(theirs);
-        open = false;
-        if (!registered) return;
-        registered = false;
-        this.apps.delete(id);
-        this.send({ type: "remove", id });
-      },
+      dispose,
     };
   }
 }

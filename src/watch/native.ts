@@ -182,24 +182,9 @@ export class NativeWatcher implements Watcher {
 
   /** Watch the parent of a file target (restricted to that name) unless already fully watched. */
   addFileTarget(rel: string): void {
-    const parent = path.posix.dirname(rel) === "." ? "" : path.posix.dirname(rel);
+    const entry = this.watchNameInParent(rel);
     const name = path.posix.basename(rel);
-    const existing = this.dirs.get(parent);
-    if (existing) {
-      existing.only?.add(name);
-      if (fs.existsSync(path.join(existing.abs, name))) existing.files.add(name);
-      return;
-    }
-    const abs = this.abs(parent);
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(abs);
-    } catch {
-      return; // parent missing too: nothing to watch
-    }
-    const key = `${st.dev}:${st.ino}`;
-    const e = this.register(parent, abs, key, new Set([name]));
-    if (e && fs.existsSync(path.join(abs, name))) e.files.add(name);
+    if (entry && fs.existsSync(path.join(entry.abs, name))) entry.files.add(name);
   }
 
   /**
@@ -209,21 +194,30 @@ export class NativeWatcher implements Watcher {
    */
   addRootGuard(rel: string): void {
     this.dirRoots.add(rel);
+    this.watchNameInParent(rel);
+  }
+
+  /**
+   * The watch on rel's parent, made to report rel's name: the existing one (told about the
+   * name if it is restricted), or a new one restricted to that name. Undefined when the
+   * parent is missing too.
+   */
+  private watchNameInParent(rel: string) {
     const parent = path.posix.dirname(rel) === "." ? "" : path.posix.dirname(rel);
     const name = path.posix.basename(rel);
     const existing = this.dirs.get(parent);
     if (existing) {
       existing.only?.add(name);
-      return;
+      return existing;
     }
     const abs = this.abs(parent);
     let st: fs.Stats;
     try {
       st = fs.statSync(abs);
     } catch {
-      return;
+      return undefined; // parent missing too: nothing to watch
     }
-    this.register(parent, abs, `${st.dev}:${st.ino}`, new Set([name]));
+    return this.register(parent, abs, `${st.dev}:${st.ino}`, new Set([name]));
   }
 
   private async loadGitignore(rel: string): Promise<boolean> {
